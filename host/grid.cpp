@@ -1,0 +1,60 @@
+// Grid expansion and the cost model used by `plan`, batching and progress.
+#include "causalsweep/grid.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace causalsweep {
+
+int observed_count(int n_neurons, double observed_ratio) {
+  // numpy: np.clip(int(n * ratio), 1, n); int() truncates like floor for positive values.
+  const auto k = static_cast<int>(std::floor(static_cast<double>(n_neurons) * observed_ratio));
+  return std::clamp(k, 1, n_neurons);
+}
+
+SweepGrid expand_grid(const SweepConfig& config) {
+  SweepGrid grid;
+  grid.observed_ratios = config.axes.observed_ratio;
+  grid.estimators = config.estimators;
+  const SweepAxes& a = config.axes;
+  for (int n : a.n_neurons)
+    for (int timesteps : a.timesteps)
+      for (double p : a.p_connect)
+        for (double eta : a.eta)
+          for (uint64_t seed : a.seeds)
+            grid.networks.push_back(NetworkTask{grid.networks.size(), seed, n, timesteps, p, eta, a.perturb});
+  return grid;
+}
+
+uint64_t network_memory_bytes(int n_neurons, bool perturb) {
+  const auto n = static_cast<uint64_t>(n_neurons);
+  const uint64_t p = 2 * n + 1;
+  const uint64_t gram = (p * p + p * 2 * n + 2 * n) * sizeof(double);
+  const uint64_t tiles = (p + 2 * n) * 128 * sizeof(double) + 3 * n * 129 * sizeof(double);
+  const uint64_t connectivity = n * n * sizeof(double) * 3;  // A, SVD work
+  const uint64_t estimators = 8 * n * n * sizeof(double);    // V, standard errors, moment copies
+  return (perturb ? 2 : 1) * (gram + tiles) + connectivity + estimators;
+}
+
+double network_cost(const NetworkTask& task, const std::vector<EstimatorSpec>& estimators,
+                    const std::vector<double>& observed_ratios) {
+  const double n = task.n_neurons, T = task.timesteps;
+  const double p = 2 * n + 1;
+  double cost = T * (n * n + p * p / 2 + p * 2 * n + 60 * n);  // dynamics, Gram, random draws
+  if (task.perturb) cost *= 1.5;
+  for (double ratio : observed_ratios) {
+    const double k = observed_count(task.n_neurons, ratio);
+    for (const EstimatorSpec& e : estimators) {
+      switch (e.method) {
+        case EstimatorMethod::correlation:
+        case EstimatorMethod::perturbation: cost += k * k; break;
+        case EstimatorMethod::ols: cost += 2 * k * k * k; break;
+        case EstimatorMethod::lasso: cost += 30 * k * k * k; break;  // ~30 sweeps of k^2 per target
+        case EstimatorMethod::iv: cost += 6 * k * k * k; break;
+      }
+    }
+  }
+  return cost;
+}
+
+}  // namespace causalsweep

@@ -1,0 +1,74 @@
+// Curves: runs grouped by every axis but the seed, per estimator and score.
+#include <cmath>
+#include <limits>
+#include <map>
+#include <tuple>
+
+#include <boost/math/distributions/students_t.hpp>
+
+#include "causalsweep/results.hpp"
+
+namespace causalsweep {
+
+PhaseTimes& PhaseTimes::operator+=(const PhaseTimes& o) {
+  generate += o.generate;
+  simulate += o.simulate;
+  solve += o.solve;
+  lasso += o.lasso;
+  reduce += o.reduce;
+  write += o.write;
+  return *this;
+}
+
+std::vector<CurvePoint> reduce_curves(const SweepGrid& grid, const std::vector<NetworkResult>& results) {
+  // Key: the network's axes without the seed, then ratio, estimator, score (the grid's order).
+  using Key = std::tuple<int, int, double, double, int, int, int>;
+  std::map<Key, std::vector<double>> groups;
+  std::vector<Key> order;
+  for (const NetworkResult& r : results) {
+    const NetworkTask& t = grid.networks[r.network_index];
+    for (const RunResult& run : r.runs)
+      for (int s = 0; s < score_count; ++s) {
+        const Key key{t.n_neurons, t.timesteps, t.p_connect, t.eta, run.ratio_index, run.estimator_index, s};
+        auto [it, inserted] = groups.try_emplace(key);
+        if (inserted) order.push_back(key);
+        it->second.push_back(run.score[s]);
+      }
+  }
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<CurvePoint> curves;
+  curves.reserve(order.size());
+  for (const Key& key : order) {
+    const std::vector<double>& values = groups[key];
+    CurvePoint c;
+    std::tie(c.n_neurons, c.timesteps, c.p_connect, c.eta, std::ignore, c.estimator_index, c.score_index) = key;
+    c.observed_ratio = grid.observed_ratios[static_cast<size_t>(std::get<4>(key))];
+    double sum = 0;
+    for (double v : values) {
+      if (std::isnan(v)) {
+        ++c.nan_count;
+        continue;
+      }
+      sum += v;
+      ++c.count;
+    }
+    const auto count = static_cast<double>(c.count);
+    c.mean = c.count ? sum / count : nan;
+    double squares = 0;
+    for (double v : values)
+      if (!std::isnan(v)) squares += (v - c.mean) * (v - c.mean);
+    c.std = c.count ? std::sqrt(squares / count) : nan;  // population std, numpy's default
+    if (c.count >= 2) {
+      c.sem = std::sqrt(squares / (count - 1)) / std::sqrt(count);
+      const double t = boost::math::quantile(boost::math::students_t(count - 1), 0.975);
+      c.ci_low = c.mean - t * c.sem;
+      c.ci_high = c.mean + t * c.sem;
+    } else {
+      c.sem = c.ci_low = c.ci_high = nan;
+    }
+    curves.push_back(c);
+  }
+  return curves;
+}
+
+}  // namespace causalsweep

@@ -1,0 +1,81 @@
+#pragma once
+// A sweep described by a TOML config: the model axes, the seeds, the estimators and how to run.
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace causalsweep {
+
+// Bad input from the user (config, flags, data files). The CLI prints what() and exits 2.
+// The message names the source, the line, the key, the value and what is allowed.
+class InputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class EstimatorMethod { correlation, perturbation, ols, lasso, iv };
+
+std::string_view to_string(EstimatorMethod method);
+
+// One estimator of the sweep. `label` is what outputs call it ("lasso", "lasso_intercept", ...);
+// several labels may share a method with different options.
+struct EstimatorSpec {
+  std::string label;
+  EstimatorMethod method = EstimatorMethod::correlation;
+  bool intercept = false;  // ols, lasso: fit an intercept (scikit-learn's fit_intercept)
+  double alpha = 0.01;     // lasso: scikit-learn's alpha
+  double tol = 1e-4;       // lasso: stop when the duality gap < tol * y'y (scikit-learn's rule)
+  int max_iter = 1000;     // lasso: sweeps over the coordinates before giving up (flagged)
+};
+
+// The swept model axes. Every list is non-empty; the sweep is their Cartesian product with seeds.
+struct SweepAxes {
+  std::vector<int> n_neurons;
+  std::vector<int> timesteps;
+  std::vector<double> p_connect;
+  std::vector<double> eta;             // instrument strength
+  std::vector<double> observed_ratio;  // fraction of neurons observed, in (0, 1]
+  std::vector<uint64_t> seeds;
+  bool perturb = false;                // Tutorial 1's perturbation mode (clamp x at every even t)
+};
+
+enum class BackendKind { auto_select, cpu, cuda };
+
+std::string_view to_string(BackendKind kind);
+
+struct RunOptions {
+  BackendKind backend = BackendKind::auto_select;
+  int threads = 0;           // 0: all cores
+  int batch_size = 0;        // networks per batch, 0: chosen automatically; never changes results
+  std::string output_dir;    // empty: causalsweep-out/<name>-<UTC timestamp>
+};
+
+struct SweepConfig {
+  std::string name;          // [top level] name, else the file's stem
+  std::string description;
+  SweepAxes axes;
+  std::vector<EstimatorSpec> estimators;
+  RunOptions run;
+  std::string source_name;   // file path or "<embedded default>"
+  std::string source_text;   // the TOML as given, kept in the manifest
+};
+
+// Parses and validates a config. Throws InputError naming source:line, key, value and what is allowed
+// for unknown keys, wrong types, empty lists and out-of-range values.
+SweepConfig parse_config(std::string_view toml_text, std::string_view source_name);
+
+// Reads a config file (InputError if it cannot be read) and parses it.
+SweepConfig load_config(const std::filesystem::path& path);
+
+// The embedded default sweep that `causalsweep run` with no config runs.
+std::string_view default_config_toml();
+
+// The resolved config (every default filled in), for the manifest.
+nlohmann::json to_json(const SweepConfig& config);
+
+}  // namespace causalsweep

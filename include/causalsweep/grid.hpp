@@ -1,0 +1,42 @@
+#pragma once
+// The sweep grid: one simulated network per (seed, n_neurons, timesteps, p_connect, eta); each
+// network is scored at every observed ratio from the leading blocks of its Gram.
+#include <cstdint>
+#include <vector>
+
+#include "causalsweep/config.hpp"
+
+namespace causalsweep {
+
+struct NetworkTask {
+  uint64_t index = 0;  // position in the grid (for ordering outputs only; random streams use the seed)
+  uint64_t seed = 0;
+  int n_neurons = 0;
+  int timesteps = 0;
+  double p_connect = 0;
+  double eta = 0;
+  bool perturb = false;
+};
+
+struct SweepGrid {
+  std::vector<NetworkTask> networks;
+  std::vector<double> observed_ratios;
+  std::vector<EstimatorSpec> estimators;
+
+  uint64_t runs() const { return networks.size() * observed_ratios.size(); }
+};
+
+// The grid in a fixed order: n_neurons, timesteps, p_connect, eta, seed (seed varies fastest).
+SweepGrid expand_grid(const SweepConfig& config);
+
+// k = clamp(floor(n * observed_ratio), 1, n), as the tutorials compute it.
+int observed_count(int n_neurons, double observed_ratio);
+
+// Memory one network needs on the CPU backend (Grams, tiles, A), in bytes.
+uint64_t network_memory_bytes(int n_neurons, bool perturb);
+
+// Rough multiply-add count of one network (simulation, statistics, solves), for plans and progress.
+double network_cost(const NetworkTask& task, const std::vector<EstimatorSpec>& estimators,
+                    const std::vector<double>& observed_ratios);
+
+}  // namespace causalsweep
