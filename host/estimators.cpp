@@ -134,11 +134,10 @@ Estimate lasso(const Gram& gram, int k, double alpha, bool intercept, double tol
         const double h_jj = mo.H(j, j);
         if (h_jj == 0.0) continue;  // a regressor that is always 0 keeps weight 0
         const double w_old = w(j);
-        if (w_old != 0.0) Hw -= w_old * mo.H.col(j);
-        const double rho = q(j) - Hw(j);
+        const double rho = q(j) - Hw(j) + h_jj * w_old;  // correlation with the partial residual
         const double w_new = std::copysign(std::max(std::abs(rho) - l1, 0.0), rho) / h_jj;
         w(j) = w_new;
-        if (w_new != 0.0) Hw += w_new * mo.H.col(j);
+        if (w_new != w_old) Hw += (w_new - w_old) * mo.H.col(j);  // one pass instead of remove-then-add
         dw_max = std::max(dw_max, std::abs(w_new - w_old));
         w_max = std::max(w_max, std::abs(w_new));
       }
