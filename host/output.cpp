@@ -16,8 +16,14 @@ namespace causalsweep {
 namespace fs = std::filesystem;
 namespace {
 
-// Shortest text that reads back as the same double; NaN as pandas and numpy spell it.
-std::string number(double v) { return std::isnan(v) ? "NaN" : fmt::format("{}", v); }
+// Shortest text that reads back as the same double, always with a decimal point or exponent so
+// pandas types the column as float (1.0, not 1); NaN as pandas and numpy spell it.
+std::string number(double v) {
+  if (std::isnan(v)) return "NaN";
+  std::string text = fmt::format("{}", v);
+  if (text.find_first_of(".en") == std::string::npos) text += ".0";
+  return text;
+}
 
 void sync_directory(const fs::path& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
