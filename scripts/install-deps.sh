@@ -6,7 +6,7 @@ packages=(
   cmake g++ make pkg-config git
   libeigen3-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev librandom123-dev libboost-dev
   libgtest-dev libbenchmark-dev
-  python3 python3-numpy python3-sklearn python3-statsmodels python3-pandas   # reference fixtures and peers
+  python3 python3-numpy python3-sklearn python3-statsmodels python3-pandas python3-mpmath  # references, peers
 )
 missing=()
 for p in "${packages[@]}"; do
