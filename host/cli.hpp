@@ -1,0 +1,16 @@
+#pragma once
+// The command line: each subcommand lives in its own cli_*.cpp and registers itself here.
+// Subcommand callbacks run inside CLI::App::parse; they report bad input by throwing InputError
+// (main prints it and exits 2) and set exit_code() otherwise.
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace causalsweep::cli {
+
+int& exit_code();                  // what main returns after a successful parse
+const std::string& command_line(); // argv joined, for manifests
+
+void add_run_commands(CLI::App& app);  // run, plan
+
+}  // namespace causalsweep::cli
