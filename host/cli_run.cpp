@@ -176,7 +176,7 @@ int plan_command(const Options& o) {
              plan.networks, plan.runs, grid.estimators.size(), plan.result_rows);
   fmt::print("  memory: about {:.1f} MiB of {:.1f} MiB available\n", static_cast<double>(plan.memory_bytes) / (1 << 20),
              static_cast<double>(plan.memory_available) / (1 << 20));
-  fmt::print("  work: {:.3g} multiply-adds; about {} on {} CPU thread(s) (nominal estimate)\n", plan.cost,
+  fmt::print("  work: {:.3g} multiply-add equivalents; about {} on {} CPU thread(s) (nominal estimate)\n", plan.cost,
              human_seconds(plan.estimated_seconds), plan.threads);
   fmt::print("  output: {}\n", config.run.output_dir);
   return 0;
