@@ -57,6 +57,8 @@ double network_cost(const NetworkTask& task, const std::vector<EstimatorSpec>& e
           cost += std::min(e.max_iter, 1000) * (0.3 * k * k * k + 40 * k * k);
           break;
         case EstimatorMethod::iv: cost += 6 * k * k * k; break;
+        case EstimatorMethod::granger: cost += 10 * k * k; break;
+        case EstimatorMethod::granger_conditional: cost += 2 * k * k * k; break;
       }
     }
   }
