@@ -1,7 +1,12 @@
 // `causalsweep run` and `causalsweep plan`.
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <numeric>
+#include <optional>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -13,21 +18,28 @@
 #include "causalsweep/flags.hpp"
 #include "cli.hpp"
 #include "orchestrator.hpp"
+#include "journal.hpp"
 #include "output.hpp"
+#include "plot.hpp"
+#include "report.hpp"
+#include "summary.hpp"
+#include "shard.hpp"
 
 namespace cs = causalsweep;
+namespace fs = std::filesystem;
 
 namespace {
 
 struct Options {
-  std::string config_path, output_dir, backend;
+  std::string config_path, output_dir, backend, shard;
   int threads = -1, batch_size = -1;
   bool quiet = false;
+  bool no_report = false;
 };
 
 Options options;  // filled by CLI11 while parsing, read by the subcommand callbacks
 
-cs::SweepConfig load(const Options& o) {
+cs::SweepConfig load(const Options& o, bool sharded = false) {
   cs::SweepConfig config = o.config_path.empty()
                                ? cs::parse_config(cs::default_config_toml(), "<embedded default>")
                                : cs::load_config(o.config_path);
@@ -38,8 +50,10 @@ cs::SweepConfig load(const Options& o) {
   if (o.threads >= 0) config.run.threads = o.threads;
   if (o.batch_size >= 0) config.run.batch_size = o.batch_size;
   if (!o.output_dir.empty()) config.run.output_dir = o.output_dir;
+  // Shards of one sweep must find the same directory without being told: name it by the config.
   if (config.run.output_dir.empty())
-    config.run.output_dir = "causalsweep-out/" + config.name + "-" + cs::utc_now("%Y%m%d-%H%M%S");
+    config.run.output_dir = "causalsweep-out/" + config.name + "-" +
+                            (sharded ? cs::config_hash(config).substr(0, 8) : cs::utc_now("%Y%m%d-%H%M%S"));
   return config;
 }
 
@@ -47,120 +61,176 @@ std::string human_seconds(double s) {
   return s < 120 ? fmt::format("{:.1f} s", s) : s < 7200 ? fmt::format("{:.1f} min", s / 60) : fmt::format("{:.1f} h", s / 3600);
 }
 
-// The curve table: one row per grid point, one column per estimator, corr_with_truth mean +- std.
-void print_curve_table(const cs::SweepGrid& grid, const std::vector<cs::CurvePoint>& curves) {
-  std::set<int> ns, ts;
-  std::set<double> ps, etas;
-  for (const auto& t : grid.networks) {
-    ns.insert(t.n_neurons);
-    ts.insert(t.timesteps);
-    ps.insert(t.p_connect);
-    etas.insert(t.eta);
+
+// Runs the networks of `assigned` that the journal at `work`/journal does not hold yet, appending each
+// finished batch durably; returns every result of `assigned`, in grid order.
+cs::SweepOutcome run_resumable(const fs::path& work, const nlohmann::json& header, const cs::SweepGrid& grid,
+                               const std::vector<uint64_t>& assigned, const cs::SweepPlan& plan, cs::Backend& backend,
+                               const Options& o) {
+  cs::SweepOutcome out;
+  out.started_utc = cs::utc_now();
+  const auto start = std::chrono::steady_clock::now();
+  std::error_code ec;
+  fs::create_directories(work, ec);
+  if (ec) throw cs::InputError(fmt::format("cannot create '{}': {}", work.string(), ec.message()));
+  cs::Journal journal(work / "journal", header);
+  std::vector<char> wanted(grid.networks.size(), 0), done(grid.networks.size(), 0);
+  for (uint64_t i : assigned) wanted[i] = 1;
+  for (const cs::NetworkResult& r : journal.contents().results) {
+    if (r.network_index >= wanted.size() || !wanted[r.network_index] || done[r.network_index])
+      throw cs::InputError(fmt::format("journal '{}' records network {} {}; it is not this run's journal: move '{}' "
+                                       "aside and rerun",
+                                       (work / "journal").string(), r.network_index,
+                                       r.network_index < done.size() && done[r.network_index] ? "twice" : "that this shard does not own",
+                                       work.string()));
+    done[r.network_index] = 1;
   }
-  using Row = std::tuple<int, int, double, double, double>;
-  std::map<Row, std::map<int, const cs::CurvePoint*>> rows;
-  std::vector<Row> order;
-  for (const auto& c : curves) {
-    if (c.score_index != 0) continue;
-    const Row row{c.n_neurons, c.timesteps, c.p_connect, c.eta, c.observed_ratio};
-    if (!rows.count(row)) order.push_back(row);
-    rows[row][c.estimator_index] = &c;
-  }
-  std::string header;
-  if (ns.size() > 1) header += fmt::format("{:>6} ", "n");
-  if (ts.size() > 1) header += fmt::format("{:>8} ", "T");
-  if (ps.size() > 1) header += fmt::format("{:>6} ", "p");
-  if (etas.size() > 1) header += fmt::format("{:>6} ", "eta");
-  header += fmt::format("{:>6} ", "ratio");
-  for (const auto& e : grid.estimators) header += fmt::format("{:>17} ", e.label.substr(0, 17));
-  fmt::print("corr_with_truth, mean +- std over seeds:\n{}\n", header);
-  for (const Row& row : order) {
-    const auto& [n, T, p, eta, ratio] = row;
-    std::string line;
-    if (ns.size() > 1) line += fmt::format("{:>6} ", n);
-    if (ts.size() > 1) line += fmt::format("{:>8} ", T);
-    if (ps.size() > 1) line += fmt::format("{:>6.3g} ", p);
-    if (etas.size() > 1) line += fmt::format("{:>6.3g} ", eta);
-    line += fmt::format("{:>6.3g} ", ratio);
-    for (size_t e = 0; e < grid.estimators.size(); ++e) {
-      const auto it = rows[row].find(static_cast<int>(e));
-      line += it == rows[row].end() || it->second->count == 0
-                  ? fmt::format("{:>17} ", "nan")
-                  : fmt::format("{:>17} ", fmt::format("{:.3f} +- {:.3f}", it->second->mean, it->second->std));
-    }
-    fmt::print("{}\n", line);
-  }
+  std::vector<cs::NetworkTask> todo;
+  for (uint64_t i : assigned)
+    if (!done[i]) todo.push_back(grid.networks[i]);
+  if (!o.quiet && todo.size() < assigned.size())
+    fmt::print(stderr, "resuming: {} of {} networks already done (journal '{}')\n", assigned.size() - todo.size(),
+               assigned.size(), (work / "journal").string());
+  cs::Progress progress(o.quiet, backend.name());
+  cs::run_batches(todo, grid, plan, backend, progress,
+                  [&](std::vector<cs::NetworkResult>&& results, const cs::PhaseTimes& times) { journal.append(results, times); });
+  out.results = journal.contents().results;
+  out.times = journal.contents().times;
+  std::sort(out.results.begin(), out.results.end(),
+            [](const auto& a, const auto& b) { return a.network_index < b.network_index; });
+  out.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out.finished_utc = cs::utc_now();
+  return out;
 }
 
-nlohmann::json make_manifest(const cs::SweepConfig& config, const cs::SweepGrid& grid, const cs::SweepPlan& plan,
-                             const cs::SweepOutcome& outcome, const cs::Backend& backend, const std::string& choice,
-                             const std::string& command, double format_seconds) {
-  std::map<std::string, int64_t> flag_counts;
-  int64_t saturated = 0;
-  for (const auto& r : outcome.results) {
-    saturated += r.saturated_logits;
-    for (const auto& run : r.runs)
-      for (uint32_t bit = 0; bit < 32; ++bit)
-        if (run.flags & (1u << bit)) ++flag_counts[cs::flags_to_string(1u << bit)];
-  }
-  char hostname[256] = "unknown";
-  gethostname(hostname, sizeof hostname - 1);
-  const auto& t = outcome.times;
-  return {
-      {"tool", "causalsweep"},
-      {"version", cs::build_info::version},
-      {"git_commit", cs::build_info::git_commit},
-      {"compiler", cs::build_info::compiler},
-      {"build_type", cs::build_info::build_type},
-      {"cuda_build", cs::build_info::cuda},
-      {"command", command},
-      {"config", cs::to_json(config)},
-      {"config_text", config.source_text},
-      {"grid",
-       {{"networks", plan.networks}, {"runs", plan.runs}, {"result_rows", plan.result_rows},
-        {"observed_ratios", grid.observed_ratios}, {"estimators", grid.estimators.size()}}},
-      {"backend",
-       {{"name", backend.name()}, {"device", backend.device()}, {"choice", choice}, {"threads", plan.threads},
-        {"batch_size", plan.batch_size}}},
-      {"host", {{"hostname", hostname}, {"gpus", cs::query_cuda_devices().description}}},
-      {"started_utc", outcome.started_utc},
-      {"finished_utc", outcome.finished_utc},
-      {"seconds",
-       {{"wall", outcome.wall_seconds},
-        {"thread_seconds_per_phase",
-         {{"generate", t.generate}, {"simulate_and_accumulate", t.simulate}, {"solve", t.solve}, {"lasso", t.lasso},
-          {"score_and_reduce", t.reduce}, {"format_outputs", format_seconds}}}}},
-      {"flag_counts", flag_counts},
-      {"saturated_logits", saturated},
-      {"files", {"runs.csv", "curves.csv", "manifest.json"}},
-  };
+nlohmann::json journal_header(const cs::SweepConfig& config, const cs::ShardSpec& shard, const std::vector<uint64_t>& assigned) {
+  return {{"version", cs::build_info::version},        {"git_commit", cs::build_info::git_commit},
+          {"config_hash", cs::config_hash(config)},    {"shard_index", shard.index},
+          {"shard_count", shard.count},                {"networks", assigned.size()},
+          {"assignment_hash", cs::assignment_hash(assigned)}};
 }
 
-int run_command(const Options& o) {
-  const cs::SweepConfig config = load(o);
-  const std::filesystem::path out_dir = config.run.output_dir;
+// Absolute, normalised, without a trailing '/' (so that filename() names the directory).
+fs::path directory_path(const std::string& dir) {
+  fs::path p = fs::absolute(dir).lexically_normal();
+  return p.has_filename() ? p : p.parent_path();
+}
+
+std::string interrupt_hint;  // its c_str() goes to the signal handler: assigned once, never changed after
+
+// An unsharded run: journal in a hidden sibling '.NAME.inprogress', renamed to the output directory
+// once complete, so the output directory appears whole or not at all, and is never overwritten.
+int run_whole(const Options& o, const cs::SweepConfig& config, const cs::SweepGrid& grid, bool output_given) {
+  const fs::path out_dir = directory_path(config.run.output_dir);
   cs::check_output_directory(out_dir);
-  const cs::SweepGrid grid = cs::expand_grid(config);
+  const fs::path work = out_dir.parent_path() / ("." + out_dir.filename().string() + ".inprogress");
   const cs::SweepPlan plan = cs::plan_sweep(config, grid, config.run.threads);
+  interrupt_hint = "Rerun the same command to resume: " + causalsweep::cli::command_line() +
+                   (output_given ? "" : " -o " + cs::shell_quote(out_dir.string()));
+  cs::set_resume_hint(interrupt_hint.c_str());
   std::string choice;
   const auto backend = cs::select_backend(config.run.backend, plan.threads, choice);
   if (!o.quiet)
     fmt::print(stderr, "causalsweep {}: {} networks, {} runs; {}; {}\n", config.name, plan.networks, plan.runs, choice,
                backend->device());
-  cs::Progress progress(o.quiet, backend->name());
-  const cs::SweepOutcome outcome = cs::run_sweep(grid, plan, *backend, progress);
-
-  const auto format_start = std::chrono::steady_clock::now();
-  std::string runs = cs::runs_csv(grid, outcome), curves = cs::curves_csv(grid, outcome);
-  const double format_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - format_start).count();
-  const auto manifest = make_manifest(config, grid, plan, outcome, *backend, choice, causalsweep::cli::command_line(), format_seconds);
-  cs::write_run_directory(out_dir, {{"runs.csv", std::move(runs)},
-                                    {"curves.csv", std::move(curves)},
-                                    {"manifest.json", manifest.dump(2) + "\n"}});
-  print_curve_table(grid, outcome.curves);
+  std::vector<uint64_t> all(grid.networks.size());
+  std::iota(all.begin(), all.end(), 0);
+  cs::SweepOutcome outcome = run_resumable(work, journal_header(config, {0, 1}, all), grid, all, plan, *backend, o);
+  auto files = cs::run_directory_files(config, grid, plan, outcome,
+                                       {backend->name(), backend->device(), choice, causalsweep::cli::command_line(),
+                                        plan.threads, plan.batch_size, 0});
+  {
+    const cs::CriticalSection publishing(true);
+    for (const auto& [name, content] : files) cs::write_file_durably(work / name, content);
+    cs::sync_directory(work);
+    // RENAME_NOREPLACE: fails instead of replacing a directory that appeared meanwhile.
+    if (::renameat2(AT_FDCWD, work.c_str(), AT_FDCWD, out_dir.c_str(), RENAME_NOREPLACE) != 0)
+      throw cs::InputError(fmt::format("cannot move results from '{}' into '{}': {}", work.string(), out_dir.string(),
+                                       std::strerror(errno)));
+    cs::sync_directory(out_dir.parent_path());
+    std::error_code ec;
+    fs::remove(out_dir / "journal", ec);
+  }
+  for (const auto& [name, content] : files)
+    if (name == "curves.csv")  // the two headline scores; report.html has every score
+      fmt::print("{}", cs::summary_table(cs::parse_csv(content, "curves.csv"), {{"corr_with_truth", "auc"}}));
   fmt::print("\n{} networks in {} on {}; results in {}/ (runs.csv, curves.csv, manifest.json)\n", plan.networks,
-             human_seconds(outcome.wall_seconds), backend->name(), out_dir.string());
+             human_seconds(outcome.wall_seconds), backend->name(), config.run.output_dir);
+  // End by pointing at something to look at: figures and report.html, drawn from the files just written.
+  if (o.no_report) return 0;
+  if (cs::plot::find_gnuplot().empty()) {
+    fmt::print("figures and report: install gnuplot-nox, then causalsweep plot {}\n", cs::shell_quote(out_dir.string()));
+    return 0;
+  }
+  try {
+    cs::plot::plot_run_directory(out_dir);
+    fmt::print("report: {}\n", cs::report::write_report(out_dir).string());
+  } catch (const std::exception& e) {
+    // The results are complete and safe; only the pictures failed.
+    fmt::print(stderr, "causalsweep: figures not drawn ({}); the results are complete. Retry: causalsweep plot {}\n",
+               e.what(), cs::shell_quote(out_dir.string()));
+  }
   return 0;
+}
+
+// One shard of a sharded sweep: its journal and, once complete, its manifest in
+// OUT/shard-I-of-N/; `causalsweep merge OUT` combines the shards.
+int run_shard(const Options& o, const cs::SweepConfig& config, const cs::SweepGrid& grid, const cs::ShardSpec& shard) {
+  const fs::path out_dir = directory_path(config.run.output_dir);
+  const std::string config_path =
+      o.config_path.empty() ? "" : fs::absolute(o.config_path).lexically_normal().string();
+  const nlohmann::json identity = cs::sweep_identity(config, config_path, shard.count);
+  cs::claim_sweep_directory(out_dir, identity);
+  const std::vector<uint64_t> assigned = cs::assign_shards(grid, shard.count)[static_cast<size_t>(shard.index)];
+  const fs::path work = out_dir / cs::shard_directory_name(shard);
+  interrupt_hint = "Rerun the same command to resume: " + cs::shard_command(identity, out_dir, shard.index);
+  cs::set_resume_hint(interrupt_hint.c_str());
+
+  cs::SweepGrid mine = grid;  // for the memory plan only: this shard's networks
+  mine.networks.clear();
+  for (uint64_t i : assigned) mine.networks.push_back(grid.networks[i]);
+  cs::SweepPlan plan = cs::plan_sweep(config, mine, config.run.threads);
+  std::string choice;
+  const auto backend = cs::select_backend(config.run.backend, plan.threads, choice);
+  if (!o.quiet)
+    fmt::print(stderr, "causalsweep {}: shard {}/{}: {} of {} networks; {}; {}\n", config.name, shard.index,
+               shard.count, assigned.size(), grid.networks.size(), choice, backend->device());
+  const cs::SweepOutcome outcome =
+      run_resumable(work, journal_header(config, shard, assigned), grid, assigned, plan, *backend, o);
+  if (!fs::exists(work / "manifest.json")) {
+    char hostname[256] = "unknown";
+    gethostname(hostname, sizeof hostname - 1);
+    const nlohmann::json manifest = {
+        {"tool", "causalsweep"},
+        {"version", cs::build_info::version},
+        {"git_commit", cs::build_info::git_commit},
+        {"config_hash", cs::config_hash(config)},
+        {"shard", {{"index", shard.index}, {"count", shard.count}, {"networks", assigned.size()}}},
+        {"command", causalsweep::cli::command_line()},
+        {"backend",
+         {{"name", backend->name()}, {"device", backend->device()}, {"choice", choice}, {"threads", plan.threads},
+          {"batch_size", plan.batch_size}}},
+        {"host", {{"hostname", hostname}, {"slurm_job", std::getenv("SLURM_JOB_ID") ? std::getenv("SLURM_JOB_ID") : ""}}},
+        {"started_utc", outcome.started_utc},
+        {"finished_utc", outcome.finished_utc},
+        {"seconds", {{"wall", outcome.wall_seconds}}},
+    };
+    const cs::CriticalSection publishing(true);
+    cs::write_file_atomically(work / "manifest.json", manifest.dump(2) + "\n");
+  }
+  fmt::print("shard {}/{} complete: {} networks in {}/; when every shard is: causalsweep merge {}\n", shard.index,
+             shard.count, assigned.size(), work.string(), cs::shell_quote(out_dir.string()));
+  return 0;
+}
+
+int run_command(const Options& o) {
+  cs::install_interrupt_handlers("Rerun the same command to resume.");
+  const std::optional<cs::ShardSpec> shard =
+      o.shard.empty() ? cs::shard_from_slurm_environment() : std::optional(cs::parse_shard(o.shard));
+  cs::SweepConfig config = load(o, shard.has_value());
+  const bool output_given = !o.output_dir.empty();
+  const cs::SweepGrid grid = cs::expand_grid(config);
+  return shard ? run_shard(o, config, grid, *shard) : run_whole(o, config, grid, output_given);
 }
 
 int plan_command(const Options& o) {
@@ -190,12 +260,18 @@ void add_run_commands(CLI::App& app) {
   Options& o = options;
   auto* run = app.add_subcommand("run", "Run a sweep (the embedded default sweep when no CONFIG is given)");
   run->add_option("config", o.config_path, "TOML sweep config")->check(CLI::ExistingFile);
-  run->add_option("-o,--output", o.output_dir, "Output directory (must not exist)");
+  run->add_option("-o,--output", o.output_dir,
+                  "Output directory (must not exist; rerunning with the same one resumes); with --shard the sweep "
+                  "directory all shards share");
   run->add_option("--backend", o.backend, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_option("--threads", o.threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
   run->add_option("--batch-size", o.batch_size, "Networks per batch (0: automatic; results do not change)")
       ->check(CLI::NonNegativeNumber);
+  run->add_option("--shard", o.shard,
+                  "Run shard I of N (0 <= I < N) into OUTPUT/shard-I-of-N/; default from SLURM_ARRAY_TASK_ID and "
+                  "SLURM_ARRAY_TASK_COUNT in a job array");
   run->add_flag("-q,--quiet", o.quiet, "No progress output on stderr");
+  run->add_flag("--no-report", o.no_report, "Do not draw figures and report.html after the run");
   run->callback([] { exit_code() = run_command(options); });
 
   auto* plan = app.add_subcommand("plan", "Show grid size, memory and time estimate; runs nothing");

@@ -1,6 +1,8 @@
 // Parsing and validation of sweep configs (TOML), the embedded default sweep, and the resolved JSON form.
 #include "causalsweep/config.hpp"
 
+#include "data_io.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
@@ -20,7 +22,10 @@
 namespace causalsweep {
 namespace {
 
-constexpr std::array<std::string_view, 5> kMethodNames = {"correlation", "perturbation", "ols", "lasso", "iv"};
+constexpr std::array<std::string_view, 7> kMethodNames = {"correlation", "perturbation", "ols", "lasso", "iv",
+                                                          "granger", "granger_conditional"};
+constexpr std::array<std::string_view, 3> kCorrectionNames = {"none", "bonferroni", "bh"};
+constexpr std::array<std::string_view, 2> kNonlinearityNames = {"sigmoid", "identity"};
 constexpr std::array<std::string_view, 3> kBackendNames = {"auto", "cpu", "cuda"};
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
@@ -45,6 +50,9 @@ constexpr IntRule kSeedCount{1, 1'000'000, "an integer in [1, 1000000]"};
 constexpr IntRule kSeed{0, INT64_MAX, "an integer >= 0"};
 constexpr FloatRule kAlpha{0.0, kInf, false, false, "a finite number >= 0"};
 constexpr FloatRule kTol{0.0, kInf, true, false, "a finite number > 0"};
+constexpr FloatRule kLevel{0.0, 1.0, true, true, "a significance level in (0, 1)"};
+constexpr FloatRule kThreshold{0.0, kInf, false, false, "a finite number >= 0 (declared where |V| > threshold)"};
+constexpr FloatRule kPInhibitory{0.0, 1.0, false, false, "a number in [0, 1]"};
 constexpr IntRule kMaxIter{1, INT_MAX, "an integer in [1, 2147483647]"};
 constexpr IntRule kThreads{0, 4096, "an integer in [0, 4096] (0: all cores)"};
 constexpr IntRule kBatchSize{0, INT_MAX, "an integer in [0, 2147483647] (0: automatic)"};
@@ -54,9 +62,16 @@ constexpr std::string_view kAxisForms = ", an array of such, or a range table { 
 std::vector<std::string_view> allowed_options(EstimatorMethod method) {
   switch (method) {
     case EstimatorMethod::ols:
-      return {"method", "intercept"};
+      return {"method", "intercept", "alpha", "correction"};
     case EstimatorMethod::lasso:
-      return {"method", "intercept", "alpha", "tol", "max_iter"};
+      return {"method", "intercept", "alpha", "tol", "max_iter", "threshold"};
+    case EstimatorMethod::iv:
+    case EstimatorMethod::granger:
+    case EstimatorMethod::granger_conditional:
+      return {"method", "alpha", "correction"};
+    case EstimatorMethod::correlation:
+    case EstimatorMethod::perturbation:
+      return {"method", "threshold"};
     default:
       return {"method"};
   }
@@ -121,7 +136,7 @@ class Reader {
   }
 
   SweepConfig read(const toml::table& root) const {
-    check_keys(root, "", {"name", "description", "model", "seeds", "estimators", "run"});
+    check_keys(root, "", {"name", "description", "model", "seeds", "estimators", "scores", "run", "slurm"});
     SweepConfig config;
     config.name = std::filesystem::path(source_).stem().string();
     if (const auto* node = root.get("name")) {
@@ -131,10 +146,21 @@ class Reader {
         fail(*node, "name", fmt::format("must be {}", allowed));
     }
     if (const auto* node = root.get("description")) config.description = read_string(*node, "description", "a string");
-    config.axes = read_model(root);
+    config.axes = read_model(root, config.model);
     config.axes.seeds = read_seeds(root);
     config.estimators = read_estimators(root, config.axes.perturb);
     config.run = read_run(root);
+    config.slurm = read_slurm(root);
+    if (const auto* scores = get_table(root, "scores")) {
+      check_keys(*scores, "scores", {"roc_seeds"});
+      if (const auto* list = scores->get("roc_seeds")) {
+        if (!list->is_array())
+          fail(*list, "scores.roc_seeds", fmt::format("must be an array of seeds (got {})", type_name(*list)));
+        const auto& array = *list->as_array();
+        for (size_t i = 0; i < array.size(); ++i)
+          config.roc_seeds.push_back(static_cast<uint64_t>(read_scalar(array[i], index_key("scores.roc_seeds", i), kSeed)));
+      }
+    }
     return config;
   }
 
@@ -298,10 +324,44 @@ class Reader {
     return {values.begin(), values.end()};  // the rules bound every value well inside int
   }
 
-  SweepAxes read_model(const toml::table& root) const {
+  SweepAxes read_model(const toml::table& root, ModelOptions& options) const {
     const auto* model = get_table(root, "model");
     if (!model) fail_missing(root, "model", "a [model] table with n_neurons and timesteps");
-    check_keys(*model, "model", {"n_neurons", "timesteps", "p_connect", "eta", "observed_ratio", "perturb"});
+    check_keys(*model, "model",
+               {"n_neurons", "timesteps", "p_connect", "eta", "observed_ratio", "perturb", "nonlinearity",
+                "p_inhibitory", "connectivity_file"});
+    if (const auto* node = model->get("nonlinearity")) {
+      const auto allowed = fmt::format("one of \"{}\"", fmt::join(kNonlinearityNames, "\", \""));
+      const auto name = read_string(*node, "model.nonlinearity", allowed);
+      const auto it = std::find(kNonlinearityNames.begin(), kNonlinearityNames.end(), name);
+      if (it == kNonlinearityNames.end()) fail(*node, "model.nonlinearity", fmt::format("must be {}", allowed));
+      options.nonlinearity = static_cast<Nonlinearity>(it - kNonlinearityNames.begin());
+    }
+    if (const auto* node = model->get("p_inhibitory"))
+      options.p_inhibitory = read_scalar(*node, "model.p_inhibitory", kPInhibitory);
+    int file_neurons = 0;
+    if (const auto* node = model->get("connectivity_file")) {
+      options.connectivity_file = read_string(*node, "model.connectivity_file", "a path to a CSV file (string)");
+      if (options.p_inhibitory > 0)
+        fail(*node, "model.connectivity_file", "cannot be combined with model.p_inhibitory: the file gives the signs");
+      // Relative paths are relative to the config file's folder.
+      std::filesystem::path path(options.connectivity_file);
+      if (path.is_relative()) path = std::filesystem::path(source_).parent_path() / path;
+      Eigen::MatrixXd A;
+      try {
+        A = load_matrix(path);
+      } catch (const InputError& e) {
+        fail(*node, "model.connectivity_file", e.what());
+      }
+      if (A.rows() != A.cols())
+        fail(*node, "model.connectivity_file",
+             fmt::format("'{}' holds {} rows x {} columns: expected a square n x n matrix (row = target, "
+                         "column = source)",
+                         path.string(), A.rows(), A.cols()));
+      const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = A;
+      options.connectivity.assign(row_major.data(), row_major.data() + row_major.size());
+      file_neurons = static_cast<int>(A.rows());
+    }
     const auto required = [&](std::string_view name, std::string_view rule_text) -> const toml::node& {
       const auto* node = model->get(name);
       if (!node) fail_missing(*model, join_key("model", name), fmt::format("{}{}", rule_text, kAxisForms));
@@ -312,7 +372,14 @@ class Reader {
       return node ? read_axis(*node, join_key("model", name), rule) : std::vector<double>{fallback};
     };
     SweepAxes axes;
-    axes.n_neurons = to_int(read_axis(required("n_neurons", kNeurons.text), "model.n_neurons", kNeurons));
+    if (file_neurons > 0 && !model->get("n_neurons")) {
+      axes.n_neurons = {file_neurons};
+    } else {
+      axes.n_neurons = to_int(read_axis(required("n_neurons", kNeurons.text), "model.n_neurons", kNeurons));
+      if (file_neurons > 0 && (axes.n_neurons.size() != 1 || axes.n_neurons[0] != file_neurons))
+        fail(*model->get("n_neurons"), "model.n_neurons",
+             fmt::format("must be {} (the size of model.connectivity_file) or left out", file_neurons));
+    }
     axes.timesteps = to_int(read_axis(required("timesteps", kTimesteps.text), "model.timesteps", kTimesteps));
     axes.p_connect = optional_axis("p_connect", kPConnect, 0.1);
     axes.eta = optional_axis("eta", kEta, 0.0);
@@ -434,13 +501,57 @@ class Reader {
                fmt::format("unknown key; allowed keys in {} (method {}): {}", path, to_string(spec.method),
                            fmt::join(allowed, ", ")));
       if (const auto* node = options->get("intercept")) spec.intercept = read_bool(*node, path + ".intercept");
-      if (const auto* node = options->get("alpha")) spec.alpha = read_scalar(*node, path + ".alpha", kAlpha);
+      if (const auto* node = options->get("alpha")) {
+        // lasso's alpha is its penalty; for the tests (ols, iv, granger*) it is the significance level.
+        if (spec.method == EstimatorMethod::lasso)
+          spec.alpha = read_scalar(*node, path + ".alpha", kAlpha);
+        else
+          spec.level = read_scalar(*node, path + ".alpha", kLevel);
+      }
+      if (const auto* node = options->get("correction")) {
+        const auto corrections = fmt::format("one of \"{}\"", fmt::join(kCorrectionNames, "\", \""));
+        const auto name = read_string(*node, path + ".correction", corrections);
+        const auto it = std::find(kCorrectionNames.begin(), kCorrectionNames.end(), name);
+        if (it == kCorrectionNames.end()) fail(*node, path + ".correction", fmt::format("must be {}", corrections));
+        spec.correction = static_cast<Correction>(it - kCorrectionNames.begin());
+      }
+      if (const auto* node = options->get("threshold"))
+        spec.threshold = read_scalar(*node, path + ".threshold", kThreshold);
       if (const auto* node = options->get("tol")) spec.tol = read_scalar(*node, path + ".tol", kTol);
       if (const auto* node = options->get("max_iter"))
         spec.max_iter = static_cast<int>(read_scalar(*node, path + ".max_iter", kMaxIter));
       specs.push_back(spec);
     }
     return specs;
+  }
+
+  SlurmOptions read_slurm(const toml::table& root) const {
+    SlurmOptions slurm;
+    const auto* table = get_table(root, "slurm");
+    if (!table) return slurm;
+    check_keys(*table, "slurm", {"partition", "account", "time", "mem", "gpus_per_task", "cpus_per_task", "tasks", "throttle"});
+    const auto text = [&](const char* key, std::string& into, std::string_view allowed) {
+      if (const auto* node = table->get(key)) {
+        into = read_string(*node, fmt::format("slurm.{}", key), allowed);
+        // Passed to sbatch as one #SBATCH line: keep it one plain token.
+        if (into.empty() || into.find_first_of(" \t\n\r'\"\\$`;") != std::string::npos)
+          fail(*node, fmt::format("slurm.{}", key), allowed);
+      }
+    };
+    text("partition", slurm.partition, "a partition name (non-empty, no spaces or quotes)");
+    text("account", slurm.account, "an account name (non-empty, no spaces or quotes)");
+    text("time", slurm.time, "a SLURM time limit such as \"2:00:00\" or \"1-12:00:00\"");
+    text("mem", slurm.mem, "a SLURM memory size such as \"8G\"");
+    constexpr IntRule kCount{0, 1 << 20, "an integer in [0, 1048576] (0: not set)"};
+    if (const auto* node = table->get("gpus_per_task"))
+      slurm.gpus_per_task = static_cast<int>(read_scalar(*node, "slurm.gpus_per_task", kCount));
+    if (const auto* node = table->get("cpus_per_task"))
+      slurm.cpus_per_task = static_cast<int>(read_scalar(*node, "slurm.cpus_per_task", kCount));
+    if (const auto* node = table->get("tasks"))
+      slurm.tasks = static_cast<int>(read_scalar(*node, "slurm.tasks", kCount));
+    if (const auto* node = table->get("throttle"))
+      slurm.throttle = static_cast<int>(read_scalar(*node, "slurm.throttle", kCount));
+    return slurm;
   }
 
   RunOptions read_run(const toml::table& root) const {
@@ -477,7 +588,37 @@ std::string_view to_string(EstimatorMethod method) { return kMethodNames.at(stat
 
 std::string_view to_string(BackendKind kind) { return kBackendNames.at(static_cast<size_t>(kind)); }
 
+std::string_view to_string(Correction correction) { return kCorrectionNames.at(static_cast<size_t>(correction)); }
+
+std::string_view to_string(Nonlinearity nonlinearity) {
+  return kNonlinearityNames.at(static_cast<size_t>(nonlinearity));
+}
+
+// toml++ 3.3's is_non_ascii_horizontal_whitespace reaches __builtin_unreachable (undefined
+// behaviour) for U+00A1..U+0499, U+2C5E..U+3057 and U+FB26..U+FEFE (the blocks of its lookup that
+// its switch misses), and it is called on characters in keys, bare
+// values, strings and after escapes alike (found by fuzzing: tests/fuzz/regressions/). Such
+// characters are refused before toml++ sees them; in "..." strings \uXXXX escapes spell them.
+static void reject_unsafe_code_points(std::string_view text, std::string_view source) {
+  size_t line = 1;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto byte = [&](size_t at) { return at < text.size() ? static_cast<unsigned char>(text[at]) : 0u; };
+    const unsigned b0 = byte(i), b1 = byte(i + 1), b2 = byte(i + 2);
+    line += b0 == '\n';
+    unsigned code = 0;
+    if (b0 >= 0xC2 && b0 <= 0xDF && (b1 & 0xC0) == 0x80) code = ((b0 & 0x1Fu) << 6) | (b1 & 0x3Fu);
+    if (b0 >= 0xE0 && b0 <= 0xEF && (b1 & 0xC0) == 0x80 && (b2 & 0xC0) == 0x80)
+      code = ((b0 & 0x0Fu) << 12) | ((b1 & 0x3Fu) << 6) | (b2 & 0x3Fu);
+    if ((code >= 0xA1 && code <= 0x499) || (code >= 0x2C5E && code <= 0x3057) || (code >= 0xFB26 && code <= 0xFEFE))
+      throw InputError(fmt::format("{}:{}: character U+{:04X} is not supported in configs (toml++ 3.3 mishandles "
+                                   "U+00A1..U+0499, U+2C5E..U+3057 and U+FB26..U+FEFE); inside a \"...\" string "
+                                   "write it as \\u{:04X}",
+                                   source, line, code, code));
+  }
+}
+
 SweepConfig parse_config(std::string_view toml_text, std::string_view source_name) {
+  reject_unsafe_code_points(toml_text, source_name);
   toml::table root;
   try {
     root = toml::parse(toml_text, source_name);
@@ -545,6 +686,14 @@ nlohmann::json to_json(const SweepConfig& config) {
       e["tol"] = spec.tol;
       e["max_iter"] = spec.max_iter;
     }
+    const bool tests = spec.method == EstimatorMethod::ols || spec.method == EstimatorMethod::iv ||
+                       spec.method == EstimatorMethod::granger || spec.method == EstimatorMethod::granger_conditional;
+    if (tests) {
+      e["alpha"] = spec.level;
+      e["correction"] = to_string(spec.correction);
+    } else if (spec.threshold >= 0) {
+      e["threshold"] = spec.threshold;
+    }
     estimators.push_back(std::move(e));
   }
   const auto& axes = config.axes;
@@ -558,7 +707,11 @@ nlohmann::json to_json(const SweepConfig& config) {
         {"p_connect", axes.p_connect},
         {"eta", axes.eta},
         {"observed_ratio", axes.observed_ratio},
-        {"perturb", axes.perturb}}},
+        {"perturb", axes.perturb},
+        {"nonlinearity", to_string(config.model.nonlinearity)},
+        {"p_inhibitory", config.model.p_inhibitory},
+        {"connectivity_file", config.model.connectivity_file}}},
+      {"scores", {{"roc_seeds", config.roc_seeds}}},
       {"seeds", axes.seeds},
       {"estimators", std::move(estimators)},
       {"run",
@@ -566,6 +719,15 @@ nlohmann::json to_json(const SweepConfig& config) {
         {"threads", config.run.threads},
         {"batch_size", config.run.batch_size},
         {"output", config.run.output_dir}}},
+      {"slurm",
+       {{"partition", config.slurm.partition},
+        {"account", config.slurm.account},
+        {"time", config.slurm.time},
+        {"mem", config.slurm.mem},
+        {"gpus_per_task", config.slurm.gpus_per_task},
+        {"cpus_per_task", config.slurm.cpus_per_task},
+        {"tasks", config.slurm.tasks},
+        {"throttle", config.slurm.throttle}}},
   };
 }
 

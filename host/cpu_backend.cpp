@@ -1,5 +1,6 @@
 // The CPU backend: networks of a batch run in parallel, one network per worker thread at a time,
 // so a network's result never depends on the thread count or the batch it landed in.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -68,16 +69,17 @@ NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, Ph
 
   auto start = std::chrono::steady_clock::now();
   bool empty = false;
-  const Eigen::MatrixXd A = generate_connectivity(task.seed, task.n_neurons, task.p_connect, empty);
+  const Eigen::MatrixXd A = network_connectivity(task, grid.model, empty);
   if (empty) result.network_flags |= flag_empty_truth;
   times.generate += seconds_since(start);
 
   start = std::chrono::steady_clock::now();
-  const NetworkGrams grams = simulate_network(task, A);
+  const NetworkGrams grams = simulate_network(task, A, grid.model.nonlinearity);
   result.saturated_logits = grams.all.saturated_logits;
   if (result.saturated_logits > 0) result.network_flags |= flag_saturated_logit;
   times.simulate += seconds_since(start);
 
+  const bool keep_roc = std::find(grid.roc_seeds.begin(), grid.roc_seeds.end(), task.seed) != grid.roc_seeds.end();
   for (size_t r = 0; r < grid.observed_ratios.size(); ++r) {
     const int k = observed_count(task.n_neurons, grid.observed_ratios[r]);
     const Eigen::MatrixXd truth = A.topLeftCorner(k, k);
@@ -88,13 +90,23 @@ NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, Ph
       (spec.method == EstimatorMethod::lasso ? times.lasso : times.solve) += seconds_since(start);
 
       start = std::chrono::steady_clock::now();
-      const Scores scores = score_estimate(truth, estimate.V);
+      Scores scores = score_run(truth, estimate, spec, keep_roc);
       RunResult run;
       run.ratio_index = static_cast<int>(r);
       run.observed = k;
       run.estimator_index = static_cast<int>(e);
-      run.score[0] = scores.corr_with_truth;
-      run.score[1] = scores.auc;
+      run.score[score_corr_with_truth] = scores.corr_with_truth;
+      run.score[score_auc] = scores.auc;
+      if (scores.has_decisions) {
+        run.score[score_tpr] = scores.tpr;
+        run.score[score_fpr] = scores.fpr;
+        run.scored |= (1u << score_tpr) | (1u << score_fpr);
+      }
+      if (spec.method == EstimatorMethod::iv) {
+        run.score[score_first_stage_f] = estimate.first_stage_f;
+        run.scored |= 1u << score_first_stage_f;
+      }
+      run.roc = std::move(scores.roc);
       run.flags = estimate.flags | scores.flags | result.network_flags;
       result.runs.push_back(run);
       times.reduce += seconds_since(start);

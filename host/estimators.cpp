@@ -3,10 +3,15 @@
 // statsmodels' QR/SVD solutions to ~1e-12, at O(k^3) instead of O(T k^2).
 #include "causalsweep/estimators.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <Eigen/Cholesky>
+#include <boost/math/distributions/chi_squared.hpp>
+#include <boost/math/distributions/fisher_f.hpp>
+#include <boost/math/distributions/students_t.hpp>
 
 #include "causalsweep/flags.hpp"
 
@@ -24,9 +29,39 @@ using Eigen::VectorXd;
 Estimate all_nan(int k, uint32_t flags, bool with_standard_errors) {
   Estimate e;
   e.V = MatrixXd::Constant(k, k, nan);
-  if (with_standard_errors) e.standard_error = MatrixXd::Constant(k, k, nan);
+  if (with_standard_errors) e.standard_error = e.statistic = e.p_value = MatrixXd::Constant(k, k, nan);
   e.flags = flags;
   return e;
+}
+
+Estimate all_nan_tests(int k, uint32_t flags) {
+  Estimate e;
+  e.V = e.statistic = e.p_value = e.f_statistic = e.f_p_value = MatrixXd::Constant(k, k, nan);
+  e.flags = flags;
+  return e;
+}
+
+// Boost's complements are accurate far into the tails (p down to ~1e-300), unlike 1 - cdf.
+double student_two_sided(double t, double df) {
+  if (!std::isfinite(t) || !(df > 0)) return nan;
+  return 2.0 * boost::math::cdf(boost::math::complement(boost::math::students_t(df), std::abs(t)));
+}
+
+double chi2_1_upper(double statistic) {
+  if (!std::isfinite(statistic)) return nan;
+  return boost::math::cdf(boost::math::complement(boost::math::chi_squared(1.0), std::max(statistic, 0.0)));
+}
+
+double f_upper(double statistic, double df1, double df2) {
+  if (!std::isfinite(statistic) || !(df2 > 0)) return nan;
+  return boost::math::cdf(boost::math::complement(boost::math::fisher_f(df1, df2), std::max(statistic, 0.0)));
+}
+
+// t statistics and two-sided p-values of coefficients V with standard errors se.
+void add_t_tests(Estimate& e, double df) {
+  e.residual_df = df;
+  e.statistic = e.V.cwiseQuotient(e.standard_error);
+  e.p_value = e.statistic.unaryExpr([df](double t) { return student_two_sided(t, df); });
 }
 
 // Cholesky of a symmetric positive definite system; nullopt-like failure when it is singular.
@@ -108,6 +143,7 @@ Estimate ordinary_least_squares(const Gram& gram, int k, bool intercept) {
   Estimate e;
   e.V = B.transpose();
   e.standard_error = (variance * inverse_diagonal.transpose()).cwiseMax(0.0).cwiseSqrt();
+  add_t_tests(e, mo.m - parameters);
   return e;
 }
 
@@ -172,6 +208,7 @@ namespace {
 // Residuals use the observed regressors: rss = yy - 2 beta'xy + beta'xx beta.
 struct IVSolution {
   MatrixXd beta, standard_error;  // p x targets: row 0 the intercepts, then the slopes
+  double first_stage_f = nan;     // min over the regressors j of the F of x_j ~ instruments
   uint32_t flags = 0;
 };
 
@@ -185,6 +222,19 @@ IVSolution two_stage_from_moments(const MatrixXd& zz, const MatrixXd& zx, const 
     return s;
   }
   const MatrixXd gamma = first.solve(zx);
+  // First-stage F of each regressor column j >= 1 (column 0 is the constant): statsmodels'
+  // OLS(x_j, Zc).fvalue = (ESS / (q - 1)) / (RSS / (m - q)); the weakest one is reported.
+  const Eigen::Index q = zz.cols();
+  if (q > 1 && m > static_cast<double>(q)) {
+    double weakest = std::numeric_limits<double>::infinity();
+    for (Eigen::Index j = 1; j < p; ++j) {
+      const double rss = xx(j, j) - gamma.col(j).dot(zx.col(j));
+      const double tss = xx(j, j) - xx(0, j) * xx(0, j) / m;
+      const double f = ((tss - rss) / static_cast<double>(q - 1)) / (rss / (m - static_cast<double>(q)));
+      if (rss > 0) weakest = std::min(weakest, f);  // rss = 0: a perfect first stage, no limit
+    }
+    s.first_stage_f = weakest;
+  }
   MatrixXd normal = gamma.transpose() * zx;
   normal = 0.5 * (normal + normal.transpose());  // symmetric up to rounding; make it exactly so
   Eigen::LLT<MatrixXd> second;
@@ -224,17 +274,23 @@ MatrixXd stack_sum(const VectorXd& target_sum, const MatrixXd& cross) {
 }  // namespace
 
 Estimate two_stage_least_squares(const Gram& g, int k, double instrument_strength) {
-  // With eta = 0 the instruments do not enter the dynamics: any IV estimate would be noise.
-  if (instrument_strength == 0.0) return all_nan(k, flag_unidentified, true);
   const double m = static_cast<double>(g.transitions);
   const VectorXd sz = g.z_sum(k), sx = g.x_sum(k), sy = g.logit_sum(k);
   const IVSolution s = two_stage_from_moments(
       with_constant(m, sz, sz, g.zz(k)), with_constant(m, sz, sx, g.zx(k)), stack_sum(sy, g.z_logit(k)),
       with_constant(m, sx, sx, g.xx(k)), stack_sum(sy, g.x_logit(k)), g.logit_sq(k), m);
-  if (s.beta.size() == 0) return all_nan(k, s.flags, true);
+  // With eta = 0 the instruments do not enter the dynamics: any IV estimate would be noise. The
+  // first-stage F is still reported: near 1, it is the diagnostic that says so.
+  if (s.beta.size() == 0 || instrument_strength == 0.0) {
+    Estimate failed = all_nan(k, instrument_strength == 0.0 ? flag_unidentified : s.flags, true);
+    failed.first_stage_f = s.first_stage_f;
+    return failed;
+  }
   Estimate e;
   e.V = s.beta.bottomRows(k).transpose();
   e.standard_error = s.standard_error.bottomRows(k).transpose();
+  add_t_tests(e, m - k - 1);
+  e.first_stage_f = s.first_stage_f;
   e.flags = s.flags;
   return e;
 }
@@ -254,19 +310,21 @@ ScalarIV scalar_two_stage_least_squares(const VectorXd& outcome, const VectorXd&
       two_stage_from_moments(zz, zx, zy, gram(treatment, treatment), xy, VectorXd::Constant(1, outcome.dot(outcome)), m);
   ScalarIV r;
   r.flags = s.flags;
-  if (s.beta.size() == 0) {
-    r.effect = r.standard_error = r.intercept = r.first_stage_f = nan;
+  if (s.beta.size() == 0 || m < 3) {
+    r.effect = r.standard_error = r.intercept = r.first_stage_f = r.t = r.p_value = r.ci_low = r.ci_high = nan;
     return r;
   }
   r.intercept = s.beta(0, 0);
   r.effect = s.beta(1, 0);
   r.standard_error = s.standard_error(1, 0);
-  // First-stage F of one instrument: explained over residual variance of treatment ~ 1 + instrument.
-  const double t_mean = treatment.mean();
-  const double tss = treatment.squaredNorm() - m * t_mean * t_mean;
-  const Eigen::Vector2d g = zz.llt().solve(zx.col(1));
-  const double rss = treatment.squaredNorm() - g.dot(zx.col(1));
-  r.first_stage_f = (tss - rss) / (rss / (m - 2.0));
+  r.first_stage_f = s.first_stage_f;
+  r.residual_df = m - 2.0;
+  r.t = r.effect / r.standard_error;
+  r.p_value = student_two_sided(r.t, r.residual_df);
+  const double half_width =
+      boost::math::quantile(boost::math::students_t(r.residual_df), 0.975) * r.standard_error;
+  r.ci_low = r.effect - half_width;
+  r.ci_high = r.effect + half_width;
   return r;
 }
 
@@ -279,8 +337,127 @@ Estimate run_estimator(const EstimatorSpec& spec, const Gram& gram, const Gram* 
     case EstimatorMethod::ols: return ordinary_least_squares(gram, k, spec.intercept);
     case EstimatorMethod::lasso: return lasso(gram, k, spec.alpha, spec.intercept, spec.tol, spec.max_iter);
     case EstimatorMethod::iv: return two_stage_least_squares(gram, k, instrument_strength);
+    case EstimatorMethod::granger:
+    case EstimatorMethod::granger_conditional: {
+      Estimate e = spec.method == EstimatorMethod::granger ? granger(gram, k) : granger_conditional(gram, k);
+      e.V = decisions(e.p_value, spec.level, spec.correction);
+      return e;
+    }
   }
   return all_nan(k, flag_singular, false);
+}
+
+namespace {
+
+// Centred moments of the Granger regressions (targets x[t+1] itself): C = cov sums of x[t],
+// c(j, i) = sum of centred x_j[t] x_i[t+1], syy(i) = centred sum of squares of x_i[t+1].
+struct GrangerMoments {
+  MatrixXd C, c;
+  VectorXd syy;
+  double m = 0;
+};
+
+GrangerMoments granger_moments(const Gram& g, int k) {
+  GrangerMoments mo;
+  mo.m = static_cast<double>(g.transitions);
+  const VectorXd sx = g.x_sum(k), sy = g.next_sum(k);
+  mo.C = g.xx(k) - sx * sx.transpose() / mo.m;
+  mo.c = g.x_next(k) - sx * sy.transpose() / mo.m;
+  mo.syy = g.next_sq(k) - sy.cwiseAbs2() / mo.m;
+  return mo;
+}
+
+// Fills entry (i, j) from the drop in RSS when x_j[t] joins the model (dropped: RSS_r - RSS_u):
+// LR = m ln(RSS_r / RSS_u) written as m log1p(dropped / RSS_u), which keeps small statistics exact.
+void fill_test(Estimate& e, int i, int j, double dropped, double rss_u, double m, double df) {
+  if (!(rss_u > 0) || !std::isfinite(dropped)) {
+    e.flags |= flag_singular;  // a perfect fit: the test statistic is undefined
+    return;
+  }
+  dropped = std::max(dropped, 0.0);
+  e.statistic(i, j) = m * std::log1p(dropped / rss_u);
+  e.p_value(i, j) = chi2_1_upper(e.statistic(i, j));
+  e.f_statistic(i, j) = dropped / (rss_u / df);
+  e.f_p_value(i, j) = f_upper(e.f_statistic(i, j), 1.0, df);
+}
+
+}  // namespace
+
+Estimate granger(const Gram& gram, int k) {
+  if (gram.transitions <= 3) return all_nan_tests(k, flag_too_few_samples);
+  const GrangerMoments mo = granger_moments(gram, k);
+  Estimate e = all_nan_tests(k, 0);
+  e.residual_df = mo.m - 3;
+  for (int i = 0; i < k; ++i) {
+    if (!(mo.C(i, i) > 0) || !(mo.syy(i) > 0)) {
+      e.flags |= flag_constant_regressor;
+      continue;
+    }
+    // Diagonal: x_i[t] against the intercept alone (2 parameters).
+    const double own = mo.c(i, i) * mo.c(i, i) / mo.C(i, i);
+    fill_test(e, i, i, own, mo.syy(i) - own, mo.m, mo.m - 2);
+    const double rss_r = mo.syy(i) - own;
+    for (int j = 0; j < k; ++j) {
+      if (j == i) continue;
+      if (!(mo.C(j, j) > 0)) {
+        e.flags |= flag_constant_regressor;
+        continue;
+      }
+      // Frisch-Waugh: x_j's part orthogonal to x_i explains the drop without forming RSS_u by subtraction.
+      const double residual_var = mo.C(j, j) - mo.C(i, j) * mo.C(i, j) / mo.C(i, i);
+      if (!(residual_var > 1e-13 * mo.C(j, j))) {
+        e.flags |= flag_singular;  // x_j[t] is (numerically) a multiple of x_i[t]
+        continue;
+      }
+      const double partial = mo.c(j, i) - mo.C(i, j) * mo.c(i, i) / mo.C(i, i);
+      const double dropped = partial * partial / residual_var;
+      fill_test(e, i, j, dropped, rss_r - dropped, mo.m, mo.m - 3);
+    }
+  }
+  return e;
+}
+
+Estimate granger_conditional(const Gram& gram, int k) {
+  if (gram.transitions <= k + 1) return all_nan_tests(k, flag_too_few_samples);
+  const GrangerMoments mo = granger_moments(gram, k);
+  Eigen::LLT<MatrixXd> llt;
+  if (!factor(mo.C, llt))
+    return all_nan_tests(k, flag_singular | (has_constant_regressor(gram, k) ? flag_constant_regressor : flag_none));
+  Estimate e = all_nan_tests(k, 0);
+  e.residual_df = mo.m - k - 1;
+  const MatrixXd B = llt.solve(mo.c);  // column i: coefficients of target i
+  const VectorXd inverse_diagonal = llt.solve(MatrixXd::Identity(k, k)).diagonal();
+  for (int i = 0; i < k; ++i) {
+    const double rss_u = mo.syy(i) - B.col(i).dot(mo.c.col(i));
+    // Dropping x_j raises the RSS by b_j^2 / (C^-1)_jj (the partitioned-inverse identity).
+    for (int j = 0; j < k; ++j)
+      fill_test(e, i, j, B(j, i) * B(j, i) / inverse_diagonal(j), rss_u, mo.m, e.residual_df);
+  }
+  return e;
+}
+
+MatrixXd decisions(const MatrixXd& p_value, double alpha, Correction correction) {
+  MatrixXd out = MatrixXd::Constant(p_value.rows(), p_value.cols(), nan);
+  std::vector<Eigen::Index> tested;
+  for (Eigen::Index i = 0; i < p_value.size(); ++i)
+    if (!std::isnan(p_value(i))) tested.push_back(i);
+  const auto family = static_cast<double>(tested.size());
+  double cutoff = alpha;  // declare p < cutoff (none) or p <= cutoff (corrections, as statsmodels)
+  bool inclusive = correction != Correction::none;
+  if (correction == Correction::bonferroni) cutoff = alpha / family;
+  if (correction == Correction::bh) {
+    // Step-up: the largest rank r with p_(r) <= r alpha / family; every p <= p_(r) is declared.
+    std::sort(tested.begin(), tested.end(), [&](Eigen::Index a, Eigen::Index b) { return p_value(a) < p_value(b); });
+    cutoff = -1;
+    for (size_t r = tested.size(); r-- > 0;)
+      if (p_value(tested[r]) <= static_cast<double>(r + 1) * alpha / family) {
+        cutoff = p_value(tested[r]);
+        break;
+      }
+  }
+  for (const Eigen::Index i : tested)
+    out(i) = (inclusive ? p_value(i) <= cutoff : p_value(i) < cutoff) ? 1.0 : 0.0;
+  return out;
 }
 
 }  // namespace causalsweep

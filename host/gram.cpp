@@ -12,8 +12,8 @@ Gram::Gram(int neurons)
       wu(Eigen::MatrixXd::Zero(2 * neurons + 1, 2 * neurons)),
       uu(Eigen::VectorXd::Zero(2 * neurons)) {}
 
-GramAccumulator::GramAccumulator(Gram& gram, int tile)
-    : gram_(gram), w_(2 * gram.n + 1, tile), u_(2 * gram.n, tile) {}
+GramAccumulator::GramAccumulator(Gram& gram, int tile, Nonlinearity nonlinearity)
+    : gram_(gram), nonlinearity_(nonlinearity), w_(2 * gram.n + 1, tile), u_(2 * gram.n, tile) {}
 
 void GramAccumulator::add(const ConstVector& z, const ConstVector& x, const ConstVector& next) {
   const int n = gram_.n;
@@ -25,7 +25,7 @@ void GramAccumulator::add(const ConstVector& z, const ConstVector& x, const Cons
     w[1 + n + i] = x(i);
     u[i] = next(i);
     bool clamped = false;
-    u[n + i] = logit_clamped(next(i), clamped);
+    u[n + i] = regression_target(nonlinearity_, next(i), clamped);
     gram_.saturated_logits += clamped;
   }
   if (++filled_ == w_.cols()) flush();
@@ -47,9 +47,10 @@ void GramAccumulator::finish() {
   gram_.ww = gram_.ww.selfadjointView<Eigen::Lower>();
 }
 
-Gram gram_from_trajectories(const Eigen::MatrixXd& X, const Eigen::MatrixXd& Z, bool even_only) {
+Gram gram_from_trajectories(const Eigen::MatrixXd& X, const Eigen::MatrixXd& Z, bool even_only,
+                            Nonlinearity nonlinearity) {
   Gram gram(static_cast<int>(X.rows()));
-  GramAccumulator acc(gram, 128);
+  GramAccumulator acc(gram, 128, nonlinearity);
   const Eigen::VectorXd no_instruments = Eigen::VectorXd::Zero(X.rows());
   for (Eigen::Index t = 0; t + 1 < X.cols(); ++t) {
     if (even_only && t % 2 != 0) continue;

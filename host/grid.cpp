@@ -16,6 +16,8 @@ SweepGrid expand_grid(const SweepConfig& config) {
   SweepGrid grid;
   grid.observed_ratios = config.axes.observed_ratio;
   grid.estimators = config.estimators;
+  grid.model = config.model;
+  grid.roc_seeds = config.roc_seeds;
   const SweepAxes& a = config.axes;
   for (int n : a.n_neurons)
     for (int timesteps : a.timesteps)
@@ -54,8 +56,9 @@ double network_cost(const NetworkTask& task, const std::vector<EstimatorSpec>& e
           // (measured: n = 40 and n = 100 rarely converge within 1000); within ~2x.
           cost += std::min(e.max_iter, 1000) * (0.3 * k * k * k + 40 * k * k);
           break;
-        default: cost += 2 * k * k * k; break;  // other regressions: a few k x k solves
         case EstimatorMethod::iv: cost += 6 * k * k * k; break;
+        case EstimatorMethod::granger: cost += 10 * k * k; break;
+        case EstimatorMethod::granger_conditional: cost += 2 * k * k * k; break;
       }
     }
   }

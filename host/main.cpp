@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
                                                 cs::build_info::git_commit, cs::build_info::compiler, cs::build_info::cuda));
   app.require_subcommand(1);
   cs::cli::add_run_commands(app);
+  cs::cli::add_estimate_commands(app);
+  cs::cli::add_plot_commands(app);
+  cs::cli::add_cluster_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

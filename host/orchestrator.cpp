@@ -76,22 +76,32 @@ SweepPlan plan_sweep(const SweepConfig& config, const SweepGrid& grid, int threa
   return plan;
 }
 
+void run_batches(std::span<const NetworkTask> tasks, const SweepGrid& grid, const SweepPlan& plan, Backend& backend,
+                 Progress& progress, const BatchSink& sink) {
+  double total_cost = 0;
+  for (const NetworkTask& t : tasks) total_cost += network_cost(t, grid.estimators, grid.observed_ratios);
+  progress.start(tasks.size(), total_cost);
+  for (size_t begin = 0; begin < tasks.size(); begin += static_cast<size_t>(plan.batch_size)) {
+    const auto batch = tasks.subspan(begin, std::min(tasks.size() - begin, static_cast<size_t>(plan.batch_size)));
+    PhaseTimes times;
+    std::vector<NetworkResult> results = backend.run_batch(batch, grid, times);
+    double cost = 0;
+    for (const NetworkTask& t : batch) cost += network_cost(t, grid.estimators, grid.observed_ratios);
+    sink(std::move(results), times);
+    progress.advance(batch.size(), cost);
+  }
+  progress.finish();
+}
+
 SweepOutcome run_sweep(const SweepGrid& grid, const SweepPlan& plan, Backend& backend, Progress& progress) {
   SweepOutcome out;
   out.started_utc = utc_now();
   const auto start = std::chrono::steady_clock::now();
   out.results.reserve(grid.networks.size());
-  progress.start(grid.networks.size(), plan.cost);
-  const std::span<const NetworkTask> all(grid.networks);
-  for (size_t begin = 0; begin < all.size(); begin += static_cast<size_t>(plan.batch_size)) {
-    const auto batch = all.subspan(begin, std::min(all.size() - begin, static_cast<size_t>(plan.batch_size)));
-    std::vector<NetworkResult> results = backend.run_batch(batch, grid, out.times);
-    double cost = 0;
-    for (const NetworkTask& t : batch) cost += network_cost(t, grid.estimators, grid.observed_ratios);
+  run_batches(grid.networks, grid, plan, backend, progress, [&](std::vector<NetworkResult>&& results, const PhaseTimes& times) {
     for (NetworkResult& r : results) out.results.push_back(std::move(r));
-    progress.advance(batch.size(), cost);
-  }
-  progress.finish();
+    out.times += times;
+  });
   const auto reduce_start = std::chrono::steady_clock::now();
   out.curves = reduce_curves(grid, out.results);
   out.times.reduce += std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce_start).count();

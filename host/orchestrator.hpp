@@ -1,6 +1,8 @@
 #pragma once
 // The orchestrator: plan a sweep, run it batch by batch on a backend, reduce the curves.
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,12 @@ struct SweepOutcome {
 };
 
 SweepOutcome run_sweep(const SweepGrid& grid, const SweepPlan& plan, Backend& backend, Progress& progress);
+
+// Runs `tasks` batch by batch; each finished batch (results in batch order, its phase times) goes to
+// `sink` before the next batch starts, so a resumable run can make it durable first.
+using BatchSink = std::function<void(std::vector<NetworkResult>&&, const PhaseTimes&)>;
+void run_batches(std::span<const NetworkTask> tasks, const SweepGrid& grid, const SweepPlan& plan, Backend& backend,
+                 Progress& progress, const BatchSink& sink);
 
 // Nominal multiply-adds per second of one CPU thread in this engine, for plan estimates only.
 inline constexpr double nominal_rate_per_thread = 4e9;

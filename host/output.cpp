@@ -10,7 +10,13 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <map>
+
+#include "causalsweep/build_info.hpp"
+#include "causalsweep/cuda_devices.hpp"
 #include "causalsweep/flags.hpp"
+#include "shard.hpp"
 
 namespace causalsweep {
 namespace fs = std::filesystem;
@@ -25,6 +31,8 @@ std::string number(double v) {
   return text;
 }
 
+}  // namespace
+
 void sync_directory(const fs::path& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (fd >= 0) {
@@ -33,7 +41,23 @@ void sync_directory(const fs::path& dir) {
   }
 }
 
-}  // namespace
+void write_file_atomically(const fs::path& path, const std::string& content) {
+  const fs::path temp = path.parent_path() / fmt::format(".{}.tmp-{}", path.filename().string(), static_cast<long>(::getpid()));
+  try {
+    write_file_durably(temp, content);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(temp, ec);
+    throw;
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    std::error_code ec;
+    fs::remove(temp, ec);
+    throw InputError(fmt::format("cannot write '{}': {}", path.string(), std::strerror(error)));
+  }
+  sync_directory(path.parent_path());
+}
 
 void check_output_directory(const fs::path& dir) {
   std::error_code ec;
@@ -67,7 +91,8 @@ std::string runs_csv(const SweepGrid& grid, const SweepOutcome& outcome) {
     for (const RunResult& run : r.runs) {
       const EstimatorSpec& e = grid.estimators[static_cast<size_t>(run.estimator_index)];
       for (int s = 0; s < score_count; ++s)
-        fmt::format_to(out, "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", t.index, t.seed, t.n_neurons, t.timesteps,
+        if (run.has(s))  // scores that do not apply to the estimator have no row
+          fmt::format_to(out, "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", t.index, t.seed, t.n_neurons, t.timesteps,
                        number(t.p_connect), number(t.eta), t.perturb ? "true" : "false",
                        number(grid.observed_ratios[static_cast<size_t>(run.ratio_index)]), run.observed, e.label,
                        to_string(e.method), score_names[s], number(run.score[s]), flags_to_string(run.flags));
@@ -89,6 +114,65 @@ std::string curves_csv(const SweepGrid& grid, const SweepOutcome& outcome) {
                    number(c.ci_high));
   }
   return csv;
+}
+
+nlohmann::json make_manifest(const SweepConfig& config, const SweepGrid& grid, const SweepPlan& plan,
+                             const SweepOutcome& outcome, const ManifestProvenance& p) {
+  std::map<std::string, int64_t> flag_counts;
+  int64_t saturated = 0;
+  for (const auto& r : outcome.results) {
+    saturated += r.saturated_logits;
+    for (const auto& run : r.runs)
+      for (uint32_t bit = 0; bit < 32; ++bit)
+        if (run.flags & (1u << bit)) ++flag_counts[flags_to_string(1u << bit)];
+  }
+  char hostname[256] = "unknown";
+  gethostname(hostname, sizeof hostname - 1);
+  const auto& t = outcome.times;
+  return {
+      {"tool", "causalsweep"},
+      {"version", build_info::version},
+      {"git_commit", build_info::git_commit},
+      {"compiler", build_info::compiler},
+      {"build_type", build_info::build_type},
+      {"cuda_build", build_info::cuda},
+      {"command", p.command},
+      {"config", to_json(config)},
+      {"config_text", config.source_text},
+      {"config_hash", config_hash(config)},
+      {"grid",
+       {{"networks", plan.networks}, {"runs", plan.runs}, {"result_rows", plan.result_rows},
+        {"observed_ratios", grid.observed_ratios}, {"estimators", grid.estimators.size()}}},
+      {"backend",
+       {{"name", p.backend_name}, {"device", p.device}, {"choice", p.choice}, {"threads", p.threads},
+        {"batch_size", p.batch_size}}},
+      {"host", {{"hostname", hostname}, {"gpus", query_cuda_devices().description}}},
+      {"started_utc", outcome.started_utc},
+      {"finished_utc", outcome.finished_utc},
+      {"seconds",
+       {{"wall", outcome.wall_seconds},
+        {"thread_seconds_per_phase",
+         {{"generate", t.generate}, {"simulate_and_accumulate", t.simulate}, {"solve", t.solve}, {"lasso", t.lasso},
+          {"score_and_reduce", t.reduce}, {"format_outputs", p.format_seconds}}}}},
+      {"flag_counts", flag_counts},
+      {"saturated_logits", saturated},
+      {"files", {"runs.csv", "curves.csv", "manifest.json"}},
+  };
+}
+
+std::vector<std::pair<std::string, std::string>> run_directory_files(const SweepConfig& config, const SweepGrid& grid,
+                                                                     const SweepPlan& plan, SweepOutcome& outcome,
+                                                                     ManifestProvenance provenance,
+                                                                     const nlohmann::json& manifest_extra) {
+  const auto start = std::chrono::steady_clock::now();
+  outcome.curves = reduce_curves(grid, outcome.results);
+  outcome.times.reduce += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto format_start = std::chrono::steady_clock::now();
+  std::string runs = runs_csv(grid, outcome), curves = curves_csv(grid, outcome);
+  provenance.format_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - format_start).count();
+  nlohmann::json manifest = make_manifest(config, grid, plan, outcome, provenance);
+  if (manifest_extra.is_object()) manifest.update(manifest_extra);
+  return {{"runs.csv", std::move(runs)}, {"curves.csv", std::move(curves)}, {"manifest.json", manifest.dump(2) + "\n"}};
 }
 
 void write_run_directory(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& files) {

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include <boost/math/distributions/students_t.hpp>
+#include <fmt/format.h>
 
 #include "causalsweep/results.hpp"
 
@@ -29,6 +30,7 @@ std::vector<CurvePoint> reduce_curves(const SweepGrid& grid, const std::vector<N
     const NetworkTask& t = grid.networks[r.network_index];
     for (const RunResult& run : r.runs)
       for (int s = 0; s < score_count; ++s) {
+        if (!run.has(s)) continue;  // the score does not apply to this estimator: no curve row
         const Key key{t.n_neurons, t.timesteps, t.p_connect, t.eta, run.ratio_index, run.estimator_index, s};
         auto [it, inserted] = groups.try_emplace(key);
         if (inserted) order.push_back(key);
@@ -69,6 +71,34 @@ std::vector<CurvePoint> reduce_curves(const SweepGrid& grid, const std::vector<N
     curves.push_back(c);
   }
   return curves;
+}
+
+std::string roc_csv(const SweepGrid& grid, const std::vector<NetworkResult>& results) {
+  // Shortest round-trip text, NaN and infinities as pandas reads them (the first threshold is inf).
+  const auto number = [](double v) {
+    if (std::isnan(v)) return std::string("NaN");
+    if (std::isinf(v)) return std::string(v > 0 ? "inf" : "-inf");
+    std::string text = fmt::format("{}", v);
+    if (text.find_first_of(".en") == std::string::npos) text += ".0";
+    return text;
+  };
+  std::string csv =
+      "network,seed,n_neurons,timesteps,p_connect,eta,observed_ratio,observed,estimator,method,point,fpr,tpr,"
+      "threshold\n";
+  auto out = std::back_inserter(csv);
+  for (const NetworkResult& r : results) {
+    const NetworkTask& t = grid.networks[r.network_index];
+    for (const RunResult& run : r.runs) {
+      const EstimatorSpec& e = grid.estimators[static_cast<size_t>(run.estimator_index)];
+      for (size_t p = 0; p < run.roc.size(); ++p)
+        fmt::format_to(out, "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", t.index, t.seed, t.n_neurons, t.timesteps,
+                       number(t.p_connect), number(t.eta),
+                       number(grid.observed_ratios[static_cast<size_t>(run.ratio_index)]), run.observed, e.label,
+                       to_string(e.method), p, number(run.roc[p].fpr), number(run.roc[p].tpr),
+                       number(run.roc[p].threshold));
+    }
+  }
+  return csv;
 }
 
 }  // namespace causalsweep

@@ -96,4 +96,82 @@ Scores score_estimate(const Eigen::MatrixXd& truth, const Eigen::MatrixXd& estim
   return s;
 }
 
+std::vector<RocPoint> roc_curve(const double* score, const bool* positive, int64_t count) {
+  std::vector<int64_t> order(static_cast<size_t>(count));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return score[x] > score[y]; });
+  int64_t positives = 0;
+  for (int64_t i = 0; i < count; ++i) positives += positive[i];
+  const int64_t negatives = count - positives;
+  if (positives == 0 || negatives == 0) return {};
+  std::vector<RocPoint> points{{0.0, 0.0, score[order[0]] + 1.0}};
+  int64_t tp = 0, fp = 0;
+  for (int64_t begin = 0; begin < count;) {
+    int64_t end = begin;
+    for (; end < count && score[order[end]] == score[order[begin]]; ++end) (positive[order[end]] ? tp : fp) += 1;
+    points.push_back({static_cast<double>(fp) / static_cast<double>(negatives),
+                      static_cast<double>(tp) / static_cast<double>(positives), score[order[begin]]});
+    begin = end;
+  }
+  return points;
+}
+
+Eigen::MatrixXd declared(const Estimate& estimate, const EstimatorSpec& spec) {
+  switch (spec.method) {
+    case EstimatorMethod::ols:
+    case EstimatorMethod::iv:
+    case EstimatorMethod::granger:
+    case EstimatorMethod::granger_conditional:
+      if (estimate.p_value.size() == 0) return {};
+      return decisions(estimate.p_value, spec.level, spec.correction);
+    case EstimatorMethod::lasso:
+    case EstimatorMethod::correlation:
+    case EstimatorMethod::perturbation: {
+      const double threshold = spec.threshold >= 0 ? spec.threshold
+                                : spec.method == EstimatorMethod::lasso ? 0.0
+                                                                         : -1.0;
+      if (threshold < 0) return {};
+      return estimate.V.unaryExpr([threshold](double v) {
+        return std::isnan(v) ? std::numeric_limits<double>::quiet_NaN() : (std::abs(v) > threshold ? 1.0 : 0.0);
+      });
+    }
+  }
+  return {};
+}
+
+Scores score_run(const Eigen::MatrixXd& truth, const Estimate& estimate, const EstimatorSpec& spec, bool keep_roc) {
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  const bool by_p = spec.method == EstimatorMethod::granger || spec.method == EstimatorMethod::granger_conditional;
+  Scores s = score_estimate(truth, estimate.V);
+  const int64_t count = truth.size();
+  const auto connected = std::make_unique<bool[]>(static_cast<size_t>(count));
+  int64_t positives = 0;
+  for (int64_t i = 0; i < count; ++i) positives += connected[static_cast<size_t>(i)] = truth(i) != 0.0;
+  std::vector<double> ranking(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i)
+    ranking[static_cast<size_t>(i)] = by_p ? 1.0 - estimate.p_value(i) : std::abs(estimate.V(i));
+  if (by_p) {
+    // V is 0/1 here: the AUC ranks by 1 - p instead (the voltage-to-wiring notebook's rule).
+    const bool finite = estimate.p_value.size() == count && estimate.p_value.allFinite();
+    s.auc = finite ? auc_mann_whitney(ranking.data(), connected.get(), count) : nan;
+    if (finite && std::isnan(s.auc)) s.flags |= flag_one_class;
+  }
+  if (keep_roc && estimate.V.allFinite() && (!by_p || estimate.p_value.allFinite()))
+    s.roc = roc_curve(ranking.data(), connected.get(), count);
+
+  const Eigen::MatrixXd decided = declared(estimate, spec);
+  s.has_decisions = decided.size() > 0;
+  s.tpr = s.fpr = nan;
+  if (s.has_decisions && decided.allFinite()) {
+    double true_positives = 0, false_positives = 0;
+    for (int64_t i = 0; i < count; ++i)
+      (connected[static_cast<size_t>(i)] ? true_positives : false_positives) += decided(i);
+    const int64_t negatives = count - positives;
+    if (positives > 0) s.tpr = true_positives / static_cast<double>(positives);
+    if (negatives > 0) s.fpr = false_positives / static_cast<double>(negatives);
+    if (positives == 0 || negatives == 0) s.flags |= flag_one_class;
+  }
+  return s;
+}
+
 }  // namespace causalsweep

@@ -1,4 +1,4 @@
-// The rate network on the CPU: x[t+1] = sigmoid(A x[t] + eta z[t+1] + eps[t]), x[0] = 0, with the
+// The rate network on the CPU: x[t+1] = f(A x[t] + eta z[t+1] + eps[t]), x[0] = 0 (f: model.hpp), with the
 // perturbation mode's clamping, visiting each transition once. Sweeps feed the transitions into
 // the Gram accumulators; tests can also record the whole trajectory.
 #include <algorithm>
@@ -44,7 +44,7 @@ struct DrawTile {
 // states as observed: in perturbation mode x at every even t is the clamped value, as the
 // notebook's stored trajectory holds it (the sigmoid output it replaces is never seen).
 template <class Visit>
-void run_dynamics(const NetworkTask& task, const Eigen::MatrixXd& A, Visit&& visit) {
+void run_dynamics(const NetworkTask& task, const Eigen::MatrixXd& A, Nonlinearity f, Visit&& visit) {
   const int n = task.n_neurons;
   Eigen::VectorXd x = Eigen::VectorXd::Zero(n);
   Eigen::VectorXd next(n), recurrent(n);
@@ -60,7 +60,7 @@ void run_dynamics(const NetworkTask& task, const Eigen::MatrixXd& A, Visit&& vis
     const auto c = static_cast<Eigen::Index>(t - tile_begin);
     recurrent.noalias() = A * x;
     for (int i = 0; i < n; ++i)
-      next(i) = sigmoid(preactivation(recurrent(i), task.eta, draws.instrument(i, c + 1), draws.noise(i, c)));
+      next(i) = activation(f, preactivation(recurrent(i), task.eta, draws.instrument(i, c + 1), draws.noise(i, c)));
     if (task.perturb && (t + 1) % 2 == 0) next = draws.clamp.col(c + 1);
     visit(t, draws.instrument.col(c), x, next, draws.instrument.col(c + 1));
     std::swap(x, next);
@@ -69,15 +69,15 @@ void run_dynamics(const NetworkTask& task, const Eigen::MatrixXd& A, Visit&& vis
 
 }  // namespace
 
-NetworkGrams simulate_network(const NetworkTask& task, const Eigen::MatrixXd& A) {
+NetworkGrams simulate_network(const NetworkTask& task, const Eigen::MatrixXd& A, Nonlinearity f) {
   const int n = task.n_neurons;
   NetworkGrams grams{Gram(n), std::nullopt};
   if (task.perturb) grams.even.emplace(n);
-  GramAccumulator all(grams.all, gram_tile);
+  GramAccumulator all(grams.all, gram_tile, f);
   std::optional<GramAccumulator> even;
-  if (task.perturb) even.emplace(*grams.even, gram_tile);
+  if (task.perturb) even.emplace(*grams.even, gram_tile, f);
 
-  run_dynamics(task, A, [&](int64_t t, const auto& z, const auto& x, const auto& next, const auto&) {
+  run_dynamics(task, A, f, [&](int64_t t, const auto& z, const auto& x, const auto& next, const auto&) {
     all.add(z, x, next);
     if (even && t % 2 == 0) even->add(z, x, next);
   });
@@ -87,11 +87,11 @@ NetworkGrams simulate_network(const NetworkTask& task, const Eigen::MatrixXd& A)
 }
 
 void simulate_trajectory(const NetworkTask& task, const Eigen::MatrixXd& A, Eigen::MatrixXd& X,
-                         Eigen::MatrixXd& Z) {
+                         Eigen::MatrixXd& Z, Nonlinearity f) {
   const int n = task.n_neurons;
   X = Eigen::MatrixXd::Zero(n, task.timesteps);
   Z = Eigen::MatrixXd::Zero(n, task.timesteps);
-  run_dynamics(task, A, [&](int64_t t, const auto& z, const auto& x, const auto& next, const auto& z_next) {
+  run_dynamics(task, A, f, [&](int64_t t, const auto& z, const auto& x, const auto& next, const auto& z_next) {
     const auto c = static_cast<Eigen::Index>(t);
     X.col(c) = x;
     Z.col(c) = z;

@@ -7,6 +7,8 @@ packages=(
   libeigen3-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev librandom123-dev libboost-dev
   libgtest-dev libbenchmark-dev
   python3 python3-numpy python3-sklearn python3-statsmodels python3-pandas python3-mpmath  # references, peers
+  munge slurmctld slurmd slurm-client  # the test's one-node SLURM cluster (tests/slurm/)
+  gnuplot-nox fonts-dejavu-core chromium  # `causalsweep plot` figures; the report opened in headless Chromium (tests)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -17,5 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
+  # Package scripts must not start daemons (the SLURM test starts its own, on its own ports):
+  # Debian's policy-rc.d, as container images ship it; removed again if it was not there.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d > /dev/null
+    $sudo chmod 755 /usr/sbin/policy-rc.d
+    trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -77,14 +77,15 @@ TEST(Cli, RunWritesTidyOutputsAtomically) {
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("corr_with_truth"), std::string::npos);
 
-  // 2 sizes x 2 etas x 3 seeds = 12 networks; x 2 ratios x 4 estimators x 2 scores rows.
+  // 2 sizes x 2 etas x 3 seeds = 12 networks; x 2 ratios x the scores that apply: correlation 2
+  // (corr_with_truth, auc), lasso and ols 4 (+ tpr, fpr), iv 5 (+ first_stage_f) = 15.
   const std::string runs = read(out / "runs.csv");
-  EXPECT_EQ(std::count(runs.begin(), runs.end(), '\n'), 1 + 12 * 2 * 4 * 2);
+  EXPECT_EQ(std::count(runs.begin(), runs.end(), '\n'), 1 + 12 * 2 * 15);
   EXPECT_EQ(runs.substr(0, runs.find('\n')),
             "network,seed,n_neurons,timesteps,p_connect,eta,perturb,observed_ratio,observed,estimator,method,score,"
             "value,flags");
   const std::string curves = read(out / "curves.csv");
-  EXPECT_EQ(std::count(curves.begin(), curves.end(), '\n'), 1 + 2 * 2 * 2 * 4 * 2);
+  EXPECT_EQ(std::count(curves.begin(), curves.end(), '\n'), 1 + 2 * 2 * 2 * 15);
 
   const auto manifest = nlohmann::json::parse(read(out / "manifest.json"));
   EXPECT_EQ(manifest["grid"]["networks"], 12);
@@ -178,7 +179,7 @@ TEST(Cli, OutputsReadByPandas) {
       "import pandas as pd, sys\n"
       "r = pd.read_csv(sys.argv[1] + '/runs.csv'); c = pd.read_csv(sys.argv[1] + '/curves.csv')\n"
       "assert r['value'].dtype == 'float64' and r['eta'].dtype == 'float64', r.dtypes\n"
-      "assert len(r) == 192 and set(r['score']) == {'corr_with_truth', 'auc'}\n"
+      "assert len(r) == 360 and set(r['score']) == {'corr_with_truth', 'auc', 'tpr', 'fpr', 'first_stage_f'}\n"
       "m = r[r.score == 'corr_with_truth'].groupby(['n_neurons', 'eta', 'observed_ratio', 'estimator'])['value'].mean()\n"
       "cm = c[c.score == 'corr_with_truth'].set_index(['n_neurons', 'eta', 'observed_ratio', 'estimator'])['mean']\n"
       "assert ((m - cm.loc[m.index]).abs() < 1e-12).all()\n";

@@ -308,7 +308,7 @@ TEST(Config, ToJsonIsTheResolvedConfig) {
   EXPECT_EQ(json["seeds"], nlohmann::json::array({3, 7}));
   ASSERT_EQ(json["estimators"].size(), 3u);
   EXPECT_EQ(json["estimators"][0], (nlohmann::json{{"label", "correlation"}, {"method", "correlation"}}));
-  EXPECT_EQ(json["estimators"][1], (nlohmann::json{{"label", "ols"}, {"method", "ols"}, {"intercept", false}}));
+  EXPECT_EQ(json["estimators"][1], (nlohmann::json{{"label", "ols"}, {"method", "ols"}, {"intercept", false}, {"alpha", 0.05}, {"correction", "none"}}));
   EXPECT_EQ(json["estimators"][2], (nlohmann::json{{"label", "lasso"},
                                                    {"method", "lasso"},
                                                    {"intercept", false},
@@ -375,7 +375,7 @@ TEST(Config, UnknownKeysListTheAllowedOnes) {
                {"test.toml:6: key 'estimators.nme' has value \"x\": unknown key; allowed keys in estimators: use"});
   expect_error("nme = \"x\"\n" + base(),
                {"test.toml:1: key 'nme' has value \"x\": unknown key; allowed top-level keys: name, description, "
-                "model, seeds, estimators, run"});
+                "model, seeds, estimators, scores, run"});
   expect_error(lines({"[model]", "n_neuron = 4"}),
                {"test.toml:2: key 'model.n_neuron' has value 4: unknown key; allowed keys in model: n_neurons, "
                 "timesteps, p_connect, eta, observed_ratio, perturb"});
@@ -391,9 +391,9 @@ TEST(Config, UnknownKeysListTheAllowedOnes) {
                {"test.toml:7: key 'estimators.correlation.alpha' has value 0.1: unknown key; allowed keys in "
                 "estimators.correlation (method correlation): method"});
   expect_error(lines({"[model]", "n_neurons = 4", "timesteps = 100", "[estimators]", "use = [\"ols\"]",
-                      "[estimators.ols]", "alpha = 0.1"}),
-               {"test.toml:7: key 'estimators.ols.alpha' has value 0.1: unknown key; allowed keys in estimators.ols "
-                "(method ols): method, intercept"});
+                      "[estimators.ols]", "tol = 0.1"}),
+               {"test.toml:7: key 'estimators.ols.tol' has value 0.1: unknown key; allowed keys in estimators.ols "
+                "(method ols): method, intercept, alpha, correction"});
   expect_error(lines({"[model]", "n_neurons = 4", "timesteps = 100", "[estimators]", "use = [\"lasso\"]",
                       "[estimators.lasso]", "lambda = 0.1"}),
                {"test.toml:7: key 'estimators.lasso.lambda' has value 0.1: unknown key; allowed keys in "
@@ -439,7 +439,7 @@ TEST(Config, WrongTypesSayExpectedAndGiven) {
   expect_error(lines({"[model]", "n_neurons = 4", "timesteps = 100", "[estimators]", "use = [\"x\"]", "[estimators.x]",
                       "method = 1"}),
                {"test.toml:7: key 'estimators.x.method' has value 1: must be one of correlation, perturbation, ols, "
-                "lasso, iv (got an integer)"});
+                "lasso, iv, granger, granger_conditional (got an integer)"});
   expect_error(
       base({"[run]", "backend = 1"}),
       {"test.toml:7: key 'run.backend' has value 1: must be one of \"auto\", \"cpu\", \"cuda\" (got an integer)"});
@@ -595,10 +595,11 @@ TEST(Config, EstimatorErrors) {
   };
   expect_error(with({"[estimators]", "use = [\"correlation\", \"lass\"]"}),
                {"test.toml:6: key 'estimators.use[1]' has value \"lass\": unknown estimator method; allowed: "
-                "correlation, perturbation, ols, lasso, iv (or give [estimators.lass] a method key"});
-  expect_error(with({"[estimators]", "use = [\"fancy\"]", "[estimators.fancy]", "method = \"granger\""}),
-               {"test.toml:8: key 'estimators.fancy.method' has value \"granger\": unknown estimator method; allowed: "
-                "correlation, perturbation, ols, lasso, iv"});
+                "correlation, perturbation, ols, lasso, iv, granger, granger_conditional (or give [estimators.lass] a "
+                "method key"});
+  expect_error(with({"[estimators]", "use = [\"fancy\"]", "[estimators.fancy]", "method = \"grangr\""}),
+               {"test.toml:8: key 'estimators.fancy.method' has value \"grangr\": unknown estimator method; allowed: "
+                "correlation, perturbation, ols, lasso, iv, granger, granger_conditional"});
   expect_error(with({"[estimators]", "use = [\"fancy\"]", "[estimators.fancy]", "intercept = true"}),
                {"test.toml:6: key 'estimators.use[0]' has value \"fancy\": unknown estimator method"});
   expect_error(with({"[estimators]", "use = [\"lasso\"]", "[estimators.ols]", "intercept = true"}),

@@ -2,12 +2,8 @@
 // solver's convergence on networks where scikit-learn's cyclic descent stops at max_iter.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
-
-#include <nlohmann/json.hpp>
-
 #include "causalsweep/gram.hpp"
+#include "fixture_io.hpp"
 #include "engine.hpp"
 #include "lasso.hpp"
 
@@ -17,22 +13,9 @@ using Eigen::VectorXd;
 
 namespace {
 
-const std::string fixtures = std::string(CAUSALSWEEP_SOURCE_DIR) + "/tests/reference/fixtures/";
-
-MatrixXd read_csv(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::vector<double>> rows;
-  for (std::string line; std::getline(in, line);) {
-    std::vector<double> row;
-    std::stringstream cells(line);
-    for (std::string cell; std::getline(cells, cell, ',');) row.push_back(std::stod(cell));
-    rows.push_back(row);
-  }
-  MatrixXd m(rows.size(), rows.at(0).size());
-  for (size_t i = 0; i < rows.size(); ++i)
-    for (size_t j = 0; j < rows[i].size(); ++j) m(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = rows[i][j];
-  return m;
-}
+using causalsweep::testing::expected_fixtures;
+using causalsweep::testing::fixtures_dir;
+using causalsweep::testing::read_csv_matrix;
 
 // Lasso problem of target i over the first k neurons (no intercept), from a Gram.
 struct Problem {
@@ -47,9 +30,9 @@ Problem problem(const cs::Gram& g, int k, int target) {
 }  // namespace
 
 TEST(Lasso, CyclicReproducesScikitLearnIterateForIterate) {
-  std::ifstream in(fixtures + "expected.json");
-  const auto expected = nlohmann::json::parse(in);
-  const cs::Gram g = cs::gram_from_trajectories(read_csv(fixtures + "rate_X.csv"), read_csv(fixtures + "rate_Z.csv"));
+  const auto& expected = expected_fixtures();
+  const cs::Gram g =
+      cs::gram_from_trajectories(read_csv_matrix(fixtures_dir + "rate_X.csv"), read_csv_matrix(fixtures_dir + "rate_Z.csv"));
   for (const auto& obs : expected["rate"]["observed"]) {
     const int k = obs["k"].get<int>();
     for (int i = 0; i < k; ++i) {
@@ -64,9 +47,9 @@ TEST(Lasso, CyclicReproducesScikitLearnIterateForIterate) {
 }
 
 TEST(Lasso, ActiveSetReachesScikitLearnsTightOptimum) {
-  std::ifstream in(fixtures + "expected.json");
-  const auto expected = nlohmann::json::parse(in);
-  const cs::Gram g = cs::gram_from_trajectories(read_csv(fixtures + "rate_X.csv"), read_csv(fixtures + "rate_Z.csv"));
+  const auto& expected = expected_fixtures();
+  const cs::Gram g =
+      cs::gram_from_trajectories(read_csv_matrix(fixtures_dir + "rate_X.csv"), read_csv_matrix(fixtures_dir + "rate_Z.csv"));
   for (const auto& obs : expected["rate"]["observed"]) {
     const int k = obs["k"].get<int>();
     for (int i = 0; i < k; ++i) {

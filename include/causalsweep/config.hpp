@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "causalsweep/model.hpp"
+
 namespace causalsweep {
 
 // Bad input from the user (config, flags, data files). The CLI prints what() and exits 2.
@@ -18,7 +20,13 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class EstimatorMethod { correlation, perturbation, ols, lasso, iv };
+enum class EstimatorMethod { correlation, perturbation, ols, lasso, iv, granger, granger_conditional };
+
+// Multiple-comparison correction of the decisions over one run's k x k tests.
+enum class Correction { none, bonferroni, bh };
+std::string_view to_string(Correction correction);
+
+std::string_view to_string(Nonlinearity nonlinearity);  // Nonlinearity: causalsweep/model.hpp
 
 std::string_view to_string(EstimatorMethod method);
 
@@ -31,6 +39,12 @@ struct EstimatorSpec {
   double alpha = 0.01;     // lasso: scikit-learn's alpha
   double tol = 1e-4;       // lasso: stop when the duality gap < tol * y'y (scikit-learn's rule)
   int max_iter = 1000;     // lasso: sweeps over the coordinates before giving up (flagged)
+  // Decisions (tpr, fpr): estimators with p-values (ols, iv, granger*) declare p below `level`
+  // (config key "alpha" for these methods) after `correction`; the others declare |V| > threshold
+  // (lasso: 0, its selection; correlation and perturbation: no decisions unless a threshold is given).
+  double level = 0.05;
+  Correction correction = Correction::none;
+  double threshold = -1;   // < 0: the method's default (see above)
 };
 
 // The swept model axes. Every list is non-empty; the sweep is their Cartesian product with seeds.
@@ -44,6 +58,14 @@ struct SweepAxes {
   bool perturb = false;                // Tutorial 1's perturbation mode (clamp x at every even t)
 };
 
+// Model settings that are not swept axes.
+struct ModelOptions {
+  Nonlinearity nonlinearity = Nonlinearity::sigmoid;
+  double p_inhibitory = 0;             // fraction of A0's connections made negative (before scaling)
+  std::string connectivity_file;       // CSV n x n used as A instead of a random one (empty: random)
+  std::vector<double> connectivity;    // its values, row-major (read and validated with the config)
+};
+
 enum class BackendKind { auto_select, cpu, cuda };
 
 std::string_view to_string(BackendKind kind);
@@ -55,12 +77,23 @@ struct RunOptions {
   std::string output_dir;    // empty: causalsweep-out/<name>-<UTC timestamp>
 };
 
+// [slurm]: what `causalsweep submit --slurm` asks the scheduler for (its flags override these).
+struct SlurmOptions {
+  std::string partition, account, time, mem;  // empty: the site's default
+  int gpus_per_task = 0, cpus_per_task = 0;   // 0: not requested
+  int tasks = 0;                              // array tasks; 0: from the estimated cost
+  int throttle = 0;                           // at most this many tasks at once (%N); 0: no limit
+};
+
 struct SweepConfig {
   std::string name;          // [top level] name, else the file's stem
   std::string description;
   SweepAxes axes;
   std::vector<EstimatorSpec> estimators;
+  ModelOptions model;
+  std::vector<uint64_t> roc_seeds;     // [scores] roc_seeds: runs of these seeds keep their ROC points
   RunOptions run;
+  SlurmOptions slurm;
   std::string source_name;   // file path or "<embedded default>"
   std::string source_text;   // the TOML as given, kept in the manifest
 };

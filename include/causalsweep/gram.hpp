@@ -11,6 +11,8 @@
 
 #include <Eigen/Dense>
 
+#include "causalsweep/model.hpp"
+
 namespace causalsweep {
 
 struct Gram {
@@ -51,7 +53,8 @@ struct Gram {
 class GramAccumulator {
  public:
   using ConstVector = Eigen::Ref<const Eigen::VectorXd>;
-  GramAccumulator(Gram& gram, int tile);
+  // The "logit" slot holds regression_target(nonlinearity, x[t+1]): logit for sigmoid, x for identity.
+  GramAccumulator(Gram& gram, int tile, Nonlinearity nonlinearity = Nonlinearity::sigmoid);
   // One transition: instruments z[t], state x[t], next state x[t+1] (its logit is taken here).
   void add(const ConstVector& z, const ConstVector& x, const ConstVector& next);
   // Adds the remaining columns; call once at the end (also fills ww's upper triangle).
@@ -60,6 +63,7 @@ class GramAccumulator {
  private:
   void flush();
   Gram& gram_;
+  Nonlinearity nonlinearity_;
   Eigen::MatrixXd w_;
   Eigen::MatrixXd u_;
   int filled_ = 0;
@@ -68,6 +72,7 @@ class GramAccumulator {
 // Builds the Gram of recorded trajectories X (n x T) and instruments Z (n x T, may be empty = 0),
 // with the same transitions and logit rule as the simulation: used by tests and by data input.
 // even_only keeps only transitions from even t (the perturbation estimator's clamped steps).
-Gram gram_from_trajectories(const Eigen::MatrixXd& X, const Eigen::MatrixXd& Z, bool even_only = false);
+Gram gram_from_trajectories(const Eigen::MatrixXd& X, const Eigen::MatrixXd& Z, bool even_only = false,
+                            Nonlinearity nonlinearity = Nonlinearity::sigmoid);
 
 }  // namespace causalsweep

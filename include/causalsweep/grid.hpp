@@ -22,6 +22,8 @@ struct SweepGrid {
   std::vector<NetworkTask> networks;
   std::vector<double> observed_ratios;
   std::vector<EstimatorSpec> estimators;
+  ModelOptions model;                 // nonlinearity, inhibitory fraction, user connectivity
+  std::vector<uint64_t> roc_seeds;    // networks of these seeds keep their ROC points
 
   uint64_t runs() const { return networks.size() * observed_ratios.size(); }
 };

@@ -1,11 +1,15 @@
 #pragma once
 // The rate model's math for one neuron and one step, written once for both backends.
-//   x[t+1] = sigmoid(A x[t] + eta * z[t+1] + eps[t]),   x[0] = 0
+//   x[t+1] = f(A x[t] + eta * z[t+1] + eps[t]),   x[0] = 0
+// with f = sigmoid (the tutorials' rate model) or f = identity (the linear VAR(1) model).
 #include <cmath>
 
 #include "causalsweep/hd.hpp"
 
 namespace causalsweep {
+
+// identity: the linear VAR(1) model; its regressions target x[t+1] itself, not logit(x[t+1]).
+enum class Nonlinearity { sigmoid, identity };
 
 CS_HD inline double sigmoid(double u) { return 1.0 / (1.0 + exp(-u)); }
 
@@ -23,6 +27,19 @@ CS_HD inline double logit_clamped(double x, bool& saturated) {
 CS_HD inline double preactivation(double recurrent_input, double instrument_strength, double instrument,
                                   double noise) {
   return recurrent_input + instrument_strength * instrument + noise;
+}
+
+// x[t+1] from the pre-activation.
+CS_HD inline double activation(Nonlinearity f, double u) { return f == Nonlinearity::identity ? u : sigmoid(u); }
+
+// What regression estimators (ols, lasso, iv) regress on x[t]: the inverse of the activation, so the
+// target is linear in x[t]. This is what the Gram's "logit" slot holds.
+CS_HD inline double regression_target(Nonlinearity f, double next, bool& saturated) {
+  if (f == Nonlinearity::identity) {
+    saturated = false;
+    return next;
+  }
+  return logit_clamped(next, saturated);
 }
 
 }  // namespace causalsweep

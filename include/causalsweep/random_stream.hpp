@@ -18,6 +18,7 @@ namespace causalsweep {
 enum class Purpose : uint32_t {
   connectivity = 1,  // row i of A0: block b holds columns 4b .. 4b+3
   dynamics = 2,      // neuron i: block b holds time indices 2b and 2b+1
+  inhibitory = 3,    // row i of A0's signs: block b, word c is column 4b + c (Bernoulli(p_inhibitory))
 };
 
 // Subsequence = purpose in the high 32 bits, neuron (or row) in the low 32 bits.

@@ -8,16 +8,28 @@
 
 namespace causalsweep {
 
-inline constexpr const char* score_names[] = {"corr_with_truth", "auc"};
-inline constexpr int score_count = 2;
+// Every score a run can have. A run carries only those that apply to its estimator (see
+// RunResult::has): tpr and fpr need decisions, first_stage_f belongs to iv. Outputs skip the others.
+enum ScoreIndex : int { score_corr_with_truth, score_auc, score_tpr, score_fpr, score_first_stage_f };
+inline constexpr const char* score_names[] = {"corr_with_truth", "auc", "tpr", "fpr", "first_stage_f"};
+inline constexpr int score_count = 5;
+
+// One point of a ROC curve (scikit-learn's roc_curve without dropping intermediate points).
+struct RocPoint {
+  double fpr = 0, tpr = 0, threshold = 0;
+};
 
 // One network scored by one estimator at one observed ratio.
 struct RunResult {
   int ratio_index = 0;
   int observed = 0;       // k
   int estimator_index = 0;
-  double score[score_count] = {0, 0};
+  double score[score_count] = {0, 0, 0, 0, 0};
+  uint32_t scored = 0b11;  // bit s: score s applies to this run (corr_with_truth and auc always do)
   uint32_t flags = 0;     // estimator, score and network flags together
+  std::vector<RocPoint> roc;  // only for the runs whose seed is in the config's scores.roc_seeds
+
+  bool has(int s) const { return (scored >> s) & 1u; }
 };
 
 struct NetworkResult {
@@ -46,5 +58,9 @@ struct CurvePoint {
 // Reduces per-network results (in grid order) to curves: mean, population std, sem (sample std /
 // sqrt(count)), and a 95% Student-t interval, over the finite values; NaN values are counted apart.
 std::vector<CurvePoint> reduce_curves(const SweepGrid& grid, const std::vector<NetworkResult>& results);
+
+// roc.csv: one row per ROC point of the runs that kept theirs (network, seed, axes, estimator,
+// point index, fpr, tpr, threshold); just the header when none did.
+std::string roc_csv(const SweepGrid& grid, const std::vector<NetworkResult>& results);
 
 }  // namespace causalsweep

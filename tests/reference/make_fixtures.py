@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent reference results for the C++ estimator and score tests.
 
-Simulates two small networks and the Tutorial 4 smoking example with numpy's own random numbers,
+Simulates two small rate networks, one linear VAR(1) network (issue 4: Granger causality, t tests,
+first-stage F, detection scores) and the Tutorial 4 smoking example with numpy's own random numbers,
 writes the data as CSV, and computes every estimate with the libraries the tutorials use (numpy,
 scikit-learn, statsmodels), not with causalsweep's Gram-matrix algebra. The C++ side does not repeat
 the simulations: it reads the data from the CSV files, which round-trip float64 exactly.
@@ -29,7 +30,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LinearRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.multioutput import MultiOutputRegressor
+from sklearn.metrics import roc_curve
 from statsmodels.sandbox.regression.gmm import IV2SLS
+from statsmodels.stats.multitest import multipletests
+from statsmodels.tsa.stattools import grangercausalitytests
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -359,6 +363,14 @@ def rate_block(A, X, Z, sums, k, checks):
     }
 
 
+def var_exact_sums(X, Z):
+    """Exact sums for the VAR data: only what the Granger recomputation needs (no logit of x)."""
+    columns = {"one": np.ones(X.shape[1] - 1)}
+    columns.update({f"x{j}": X[j, :-1] for j in range(len(X))})
+    columns.update({f"next{j}": X[j, 1:] for j in range(len(X))})
+    return ExactSums(columns)
+
+
 def rate_sums(X, Z):
     """Exact sums over all transitions of [1, z[t], x[t], x[t+1], logit(x[t+1])]."""
     columns = {"one": np.ones(X.shape[1] - 1)}
@@ -451,6 +463,168 @@ def smoking(checks):
     }
 
 
+# ---- Issue 4: Granger causality, significance, detection scores, the linear VAR(1) model ----
+
+SEED_VAR = 20240613
+VAR = dict(n=6, timesteps=2000, eta=1.0, p_connect=0.3, p_inhibitory=0.3)
+ALPHA = 0.05
+
+
+def simulate_var(seed, n, timesteps, eta, p_connect, p_inhibitory):
+    """The identity-nonlinearity model x[t+1] = A x[t] + eta z[t+1] + eps[t], with signed weights."""
+    rng = np.random.default_rng(seed)
+    while True:
+        a0 = (rng.random((n, n)) < p_connect).astype(float)
+        if a0.any():
+            break
+    a0[rng.random((n, n)) < p_inhibitory] *= -1.0
+    A = a0 / (1.01 * np.linalg.svd(a0, compute_uv=False)[0])
+    Z = rng.integers(0, 2, size=(n, timesteps))
+    eps = rng.standard_normal((timesteps - 1, n))
+    X = np.zeros((n, timesteps))
+    for t in range(timesteps - 1):
+        X[:, t + 1] = A @ X[:, t] + eta * Z[:, t + 1] + eps[t]
+    return A, X, Z
+
+
+def exact_chi2_1_sf(lr):
+    return mpmath.erfc(mpmath.sqrt(mpmath.mpf(lr) / 2))
+
+
+def exact_f_sf(f, df2):
+    # F(1, df2) upper tail: I_{df2 / (df2 + F)}(df2 / 2, 1 / 2).
+    return mpmath.betainc(mpmath.mpf(df2) / 2, mpmath.mpf(1) / 2, 0, mpmath.mpf(df2) / (df2 + mpmath.mpf(f)),
+                          regularized=True)
+
+
+def granger_tables(X, k, sums, checks, tag):
+    """Lag-1 Granger tests of every ordered pair (j -> i) on the first k neurons.
+
+    Off the diagonal: statsmodels grangercausalitytests([x_i, x_j], maxlag=1) ('lrtest' and 'ssr_ftest').
+    The diagonal, which grangercausalitytests does not define (it would test x_i against itself),
+    compares OLS x_i[t+1] ~ 1 + x_i[t] with x_i[t+1] ~ 1 (compare_lr_test / compare_f_test).
+    Conditional: OLS x_i[t+1] ~ 1 + x_1[t] .. x_k[t] against the fit without x_j[t].
+    """
+    m = X.shape[1] - 1
+    out = {name: np.zeros((k, k)) for name in ["lr", "lr_p", "f", "f_p", "cond_lr", "cond_lr_p", "cond_f", "cond_f_p"]}
+    ones = np.ones((m, 1))
+    W = X[:k, :-1].T
+    for i in range(k):
+        y = X[i, 1:]
+        full = sm.OLS(y, np.hstack([ones, W])).fit()
+        for j in range(k):
+            if j == i:
+                unrestricted = sm.OLS(y, np.hstack([ones, X[[i], :-1].T])).fit()
+                restricted = sm.OLS(y, ones).fit()
+                lr, lr_p, _ = unrestricted.compare_lr_test(restricted)
+                f, f_p, _ = unrestricted.compare_f_test(restricted)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # 0.13's deprecation of `verbose`
+                    res = grangercausalitytests(np.column_stack([X[i], X[j]]), maxlag=1, verbose=False)[1][0]
+                lr, lr_p = res["lrtest"][:2]
+                f, f_p, df_denom, _ = res["ssr_ftest"]
+                assert df_denom == m - 3, (df_denom, m)
+            out["lr"][i, j], out["lr_p"][i, j], out["f"][i, j], out["f_p"][i, j] = lr, lr_p, f, f_p
+            dropped = sm.OLS(y, np.hstack([ones, np.delete(W, j, axis=1)])).fit()
+            lr, lr_p, _ = full.compare_lr_test(dropped)
+            f, f_p, _ = full.compare_f_test(dropped)
+            out["cond_lr"][i, j], out["cond_lr_p"][i, j], out["cond_f"][i, j], out["cond_f_p"][i, j] = lr, lr_p, f, f_p
+
+    # Exact recomputation from the 256-bit sums: the statistics, then their p-values in mpmath.
+    x = [f"x{j}" for j in range(k)]
+    exact = {name: np.zeros((k, k), dtype=object) for name in out}
+    for i in range(k):
+        target = f"next{i}"
+        _, rss_full, _ = least_squares(sums, ["one"] + x, target)
+        for j in range(k):
+            _, rss_u, _ = least_squares(sums, ["one", x[i]] + ([x[j]] if j != i else []), target)
+            _, rss_r, _ = least_squares(sums, ["one"] + ([x[i]] if j != i else []), target)
+            df = m - (3 if j != i else 2)
+            exact["lr"][i, j] = m * mpmath.log(rss_r / rss_u)
+            exact["f"][i, j] = (rss_r - rss_u) / (rss_u / df)
+            exact["lr_p"][i, j] = exact_chi2_1_sf(exact["lr"][i, j])
+            exact["f_p"][i, j] = exact_f_sf(exact["f"][i, j], df)
+            _, rss_drop, _ = least_squares(sums, ["one"] + [x[c] for c in range(k) if c != j], target)
+            df = m - k - 1
+            exact["cond_lr"][i, j] = m * mpmath.log(rss_drop / rss_full)
+            exact["cond_f"][i, j] = (rss_drop - rss_full) / (rss_full / df)
+            exact["cond_lr_p"][i, j] = exact_chi2_1_sf(exact["cond_lr"][i, j])
+            exact["cond_f_p"][i, j] = exact_f_sf(exact["cond_f"][i, j], df)
+    for name in out:
+        if name.endswith("_p"):
+            # p-values: relative error entry by entry (they span hundreds of orders of magnitude).
+            err = max(abs(float(out[name][i, j]) - float(exact[name][i, j])) / float(exact[name][i, j])
+                      for i in range(k) for j in range(k) if exact[name][i, j] > 1e-300)
+            checks_tolerance = 5e-9  # scipy's F tail (cephes incbet) is the loosest, ~2.5e-9
+            assert err < checks_tolerance, (tag, name, err)
+            checks[f"{tag}_{name}_relative"] = max(checks.get(f"{tag}_{name}_relative", 0.0), err)
+        else:
+            record_check(checks, f"{tag}_{name}", relative_error(out[name], exact[name].astype(float)))
+    # The exact p-values too: scipy's tails are good to ~1e-9, these to float64 rounding.
+    for name in ["lr_p", "f_p", "cond_lr_p", "cond_f_p"]:
+        out[f"exact_{name}"] = np.array([[float(v) for v in row] for row in exact[name]])
+    return out
+
+
+def detection(A_k, p, V=None):
+    """Decisions, tpr/fpr, AUC of 1 - p (or |V|) and the ROC points, as scikit-learn computes them."""
+    labels = A_k.flatten() != 0
+    ranking = (1.0 - p).flatten() if V is None else np.abs(V).flatten()
+    decisions = {}
+    for correction, method in [("none", None), ("bonferroni", "bonferroni"), ("bh", "fdr_bh")]:
+        if method is None:
+            d = p < ALPHA
+        else:
+            d = multipletests(p.flatten(), alpha=ALPHA, method=method)[0].reshape(p.shape)
+        decisions[correction] = d.astype(float)
+    d = decisions["none"].flatten()
+    out = {
+        "decisions": {name: matrix(d) for name, d in decisions.items()},
+        "tpr": float(d[labels].mean()) if labels.any() else None,
+        "fpr": float(d[~labels].mean()) if (~labels).any() else None,
+        "auc": auc_or_none(labels, ranking),
+    }
+    if labels.any() and not labels.all():
+        fpr, tpr, thresholds = roc_curve(labels, ranking, drop_intermediate=False)
+        out["roc"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "threshold": thresholds.tolist()}
+    return out
+
+
+def significance_block(A, X, Z, sums, k, checks, tag, logit_targets=True):
+    """t tests of OLS and 2SLS coefficients, first-stage F, Granger tests and detection scores."""
+    A_k = A[:k, :k]
+    m = X.shape[1] - 1
+    W = X[:k, :-1].T
+    Y = (logit(X[:k, 1:]) if logit_targets else X[:k, 1:]).T
+    Zk = Z[:k, :-1].T.astype(float)
+    ones = np.ones((m, 1))
+    ols = [sm.OLS(Y[:, i], W).fit() for i in range(k)]
+    ols_i = [sm.OLS(Y[:, i], np.hstack([ones, W])).fit() for i in range(k)]
+    iv = [IV2SLS(Y[:, i], np.hstack([ones, W]), instrument=np.hstack([ones, Zk])).fit() for i in range(k)]
+    first_stage = [sm.OLS(W[:, j], np.hstack([ones, Zk])).fit().fvalue for j in range(k)]
+    g = granger_tables(X, k, sums, checks, tag)
+    return {
+        "k": k,
+        "truth": matrix(A_k),
+        "ols": {"V": matrix([r.params for r in ols]), "se": matrix([r.bse for r in ols]),
+                "t": matrix([r.tvalues for r in ols]), "p": matrix([r.pvalues for r in ols]), "df": m - k},
+        "ols_intercept": {"V": matrix([r.params[1:] for r in ols_i]), "t": matrix([r.tvalues[1:] for r in ols_i]),
+                          "p": matrix([r.pvalues[1:] for r in ols_i]), "df": m - k - 1},
+        "iv": {"V": matrix([r.params[1:] for r in iv]), "se": matrix([r.bse[1:] for r in iv]),
+               "t": matrix([r.tvalues[1:] for r in iv]), "p": matrix([r.pvalues[1:] for r in iv]), "df": m - k - 1,
+               "first_stage_f_per_regressor": [float(f) for f in first_stage],
+               "first_stage_f": float(min(first_stage))},
+        "granger": {"lr": matrix(g["lr"]), "lr_p": matrix(g["lr_p"]), "f": matrix(g["f"]), "f_p": matrix(g["f_p"]),
+                    "exact_lr_p": matrix(g["exact_lr_p"]), "exact_f_p": matrix(g["exact_f_p"]),
+                    **detection(A_k, g["lr_p"])},
+        "granger_conditional": {"lr": matrix(g["cond_lr"]), "lr_p": matrix(g["cond_lr_p"]), "f": matrix(g["cond_f"]),
+                                "f_p": matrix(g["cond_f_p"]), "exact_lr_p": matrix(g["exact_cond_lr_p"]),
+                                "exact_f_p": matrix(g["exact_cond_f_p"]), **detection(A_k, g["cond_lr_p"])},
+        "ols_detection": detection(A_k, np.array([r.pvalues for r in ols]), V=np.array([r.params for r in ols])),
+    }
+
+
 def auc_cases():
     # Ties within and across classes, ties at the extremes, perfect and inverted ranking, and
     # one single-class case whose AUC is undefined (sklearn raises; recorded as null).
@@ -488,6 +662,16 @@ def main():
         if block["k"] == 3:
             assert block["auc"]["correlation"] is not None, "pick another seed: 3 x 3 block is one class"
 
+    significance = [significance_block(A, X, Z, sums, k, checks, "rate") for k in [8, 5, 1]]
+
+    Av, Xv, Zv = simulate_var(SEED_VAR, **VAR)
+    Av = write_csv(FIXTURES / "var_A.csv", Av)
+    Xv = write_csv(FIXTURES / "var_X.csv", Xv)
+    Zv = write_csv(FIXTURES / "var_Z.csv", Zv, integer=True).astype(int)
+    var_significance = [significance_block(Av, Xv, Zv, var_exact_sums(Xv, Zv), k, checks, "var", logit_targets=False)
+                        for k in [6, 3]]
+    assert (Av < 0).any() and (Av > 0).any(), "pick another seed: the VAR's A should have both signs"
+
     smoking_iv = smoking(checks)
     # Not a check: how far the notebook's default stopping rule leaves lasso from its optimum, which
     # is why a test of lasso_default must follow scikit-learn's iterations, not just converge.
@@ -521,6 +705,32 @@ def main():
         "pert": {**PERT, "seed": SEED_PERT, "files": {"A": "pert_A.csv", "X": "pert_X.csv"},
                  "observed": pert_blocks},
         "smoking_iv": smoking_iv,
+        "significance": {
+            "alpha": ALPHA,
+            "formulas": {
+                "granger": "lag-1, targets x[t+1] itself (not logit): off the diagonal statsmodels "
+                           "grangercausalitytests(np.column_stack([x_i, x_j]), maxlag=1)[1][0]: lr = 'lrtest' "
+                           "(statistic, p), f = 'ssr_ftest' (statistic, p; df = (1, T - 4)); on the diagonal OLS "
+                           "x_i[t+1] ~ 1 + x_i[t] against ~ 1 (compare_lr_test, compare_f_test; df = (1, T - 3))",
+                "granger_conditional": "OLS x_i[t+1] ~ 1 + x_1..x_k[t] against the fit without x_j[t]: "
+                                       "compare_lr_test, compare_f_test (df = (1, T - k - 2))",
+                "ols": "statsmodels OLS(y_i, W).fit(): params, bse, tvalues, pvalues (Student t, df = T - 1 - k)",
+                "ols_intercept": "statsmodels OLS(y_i, [1, W]).fit(), slope rows (df = T - 2 - k)",
+                "iv": "statsmodels IV2SLS(y_i, [1, W], [1, Zk]).fit(): params, bse, tvalues, pvalues (df = T - 2 - k)",
+                "first_stage_f": "min over j of statsmodels OLS(x_j[t], [1, z_1..z_k[t]]).fit().fvalue",
+                "decisions": "none: p < alpha; bonferroni, bh: statsmodels multipletests(p.flatten(), alpha, "
+                             "'bonferroni' | 'fdr_bh')[0] over the k x k tests",
+                "tpr_fpr": "mean of the 'none' decisions over A != 0 (tpr) and A == 0 (fpr), diagonal included",
+                "auc": "roc_auc_score(A != 0, 1 - p) for granger*, roc_auc_score(A != 0, |V|) for ols",
+                "roc": "sklearn roc_curve(A != 0, ranking, drop_intermediate=False)",
+                "var": "the identity-nonlinearity model: x[t+1] = A x[t] + eta z[t+1] + eps[t], x[0] = 0, "
+                       "A0 ~ Bernoulli(p_connect) with each connection negated with probability p_inhibitory, "
+                       "A = A0 / (1.01 s_max(A0)); targets of ols and iv are x[t+1] itself",
+            },
+            "rate": significance,
+            "var": {**VAR, "seed": SEED_VAR, "files": {"A": "var_A.csv", "X": "var_X.csv", "Z": "var_Z.csv"},
+                    "observed": var_significance},
+        },
         "auc_cases": auc_cases(),
     }
     with open(FIXTURES / "expected.json", "w") as f:
