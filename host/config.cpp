@@ -64,7 +64,7 @@ std::vector<std::string_view> allowed_options(EstimatorMethod method) {
     case EstimatorMethod::ols:
       return {"method", "intercept", "alpha", "correction"};
     case EstimatorMethod::lasso:
-      return {"method", "intercept", "alpha", "tol", "max_iter", "threshold"};
+      return {"method", "intercept", "alpha", "tol", "max_iter", "solver", "threshold"};
     case EstimatorMethod::iv:
     case EstimatorMethod::granger:
     case EstimatorMethod::granger_conditional:
@@ -152,7 +152,15 @@ class Reader {
     config.run = read_run(root);
     config.slurm = read_slurm(root);
     if (const auto* scores = get_table(root, "scores")) {
-      check_keys(*scores, "scores", {"roc_seeds"});
+      check_keys(*scores, "scores", {"roc_seeds", "keep_matrices"});
+      if (const auto* node = scores->get("keep_matrices")) {
+        constexpr std::string_view kept = R"(one of "none", "first_seed" (the first seed of every grid point), "all")";
+        const auto name = read_string(*node, "scores.keep_matrices", kept);
+        if (name == "none") config.keep_matrices = KeepMatrices::none;
+        else if (name == "first_seed") config.keep_matrices = KeepMatrices::first_seed;
+        else if (name == "all") config.keep_matrices = KeepMatrices::all;
+        else fail(*node, "scores.keep_matrices", fmt::format("must be {}", kept));
+      }
       if (const auto* list = scores->get("roc_seeds")) {
         if (!list->is_array())
           fail(*list, "scores.roc_seeds", fmt::format("must be an array of seeds (got {})", type_name(*list)));
@@ -520,6 +528,13 @@ class Reader {
       if (const auto* node = options->get("tol")) spec.tol = read_scalar(*node, path + ".tol", kTol);
       if (const auto* node = options->get("max_iter"))
         spec.max_iter = static_cast<int>(read_scalar(*node, path + ".max_iter", kMaxIter));
+      if (const auto* node = options->get("solver")) {
+        constexpr std::string_view solvers = R"(one of "active_set" (default), "cyclic" (scikit-learn's iterates))";
+        const auto name = read_string(*node, path + ".solver", solvers);
+        if (name == "active_set") spec.solver = LassoSolver::active_set;
+        else if (name == "cyclic") spec.solver = LassoSolver::cyclic;
+        else fail(*node, path + ".solver", fmt::format("must be {}", solvers));
+      }
       specs.push_back(spec);
     }
     return specs;
@@ -585,6 +600,10 @@ class Reader {
 }  // namespace
 
 std::string_view to_string(EstimatorMethod method) { return kMethodNames.at(static_cast<size_t>(method)); }
+
+std::string_view to_string(LassoSolver solver) {
+  return solver == LassoSolver::cyclic ? "cyclic" : "active_set";
+}
 
 std::string_view to_string(BackendKind kind) { return kBackendNames.at(static_cast<size_t>(kind)); }
 
@@ -685,6 +704,7 @@ nlohmann::json to_json(const SweepConfig& config) {
       e["alpha"] = spec.alpha;
       e["tol"] = spec.tol;
       e["max_iter"] = spec.max_iter;
+      e["solver"] = to_string(spec.solver);
     }
     const bool tests = spec.method == EstimatorMethod::ols || spec.method == EstimatorMethod::iv ||
                        spec.method == EstimatorMethod::granger || spec.method == EstimatorMethod::granger_conditional;
@@ -711,7 +731,11 @@ nlohmann::json to_json(const SweepConfig& config) {
         {"nonlinearity", to_string(config.model.nonlinearity)},
         {"p_inhibitory", config.model.p_inhibitory},
         {"connectivity_file", config.model.connectivity_file}}},
-      {"scores", {{"roc_seeds", config.roc_seeds}}},
+      {"scores",
+       {{"roc_seeds", config.roc_seeds},
+        {"keep_matrices", config.keep_matrices == KeepMatrices::all          ? "all"
+                          : config.keep_matrices == KeepMatrices::first_seed ? "first_seed"
+                                                                             : "none"}}},
       {"seeds", axes.seeds},
       {"estimators", std::move(estimators)},
       {"run",

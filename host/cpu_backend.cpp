@@ -63,7 +63,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, PhaseTimes& times) {
+NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, PhaseTimes& times,
+                              std::vector<KeptMatrix>* kept) {
   NetworkResult result;
   result.network_index = task.index;
 
@@ -107,6 +108,7 @@ NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, Ph
         run.scored |= 1u << score_first_stage_f;
       }
       run.roc = std::move(scores.roc);
+      if (kept) kept->push_back({static_cast<int>(r), static_cast<int>(e), k, truth, estimate.V});
       run.flags = estimate.flags | scores.flags | result.network_flags;
       result.runs.push_back(run);
       times.reduce += seconds_since(start);

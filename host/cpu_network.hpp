@@ -1,11 +1,23 @@
 #pragma once
 // One network end to end on the CPU: generate A, simulate into the Grams, estimate and score at
 // every observed ratio. The CPU backend runs it on worker threads; benchmarks call it directly.
+#include <vector>
+
+#include <Eigen/Dense>
+
 #include "causalsweep/grid.hpp"
 #include "causalsweep/results.hpp"
 
 namespace causalsweep {
 
-NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, PhaseTimes& times);
+// One estimate of a run, kept for matrices/ (truth = the observed k x k block of A).
+struct KeptMatrix {
+  int ratio_index = 0, estimator_index = 0, observed = 0;
+  Eigen::MatrixXd truth, estimate;
+};
+
+// `kept`, when given, receives every run's truth and estimate.
+NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, PhaseTimes& times,
+                              std::vector<KeptMatrix>* kept = nullptr);
 
 }  // namespace causalsweep

@@ -14,6 +14,7 @@
 #include <boost/math/distributions/students_t.hpp>
 
 #include "causalsweep/flags.hpp"
+#include "lasso.hpp"
 
 namespace causalsweep {
 namespace {
@@ -147,54 +148,18 @@ Estimate ordinary_least_squares(const Gram& gram, int k, bool intercept) {
   return e;
 }
 
-Estimate lasso(const Gram& gram, int k, double alpha, bool intercept, double tol, int max_iter) {
+Estimate lasso(const Gram& gram, int k, double alpha, bool intercept, double tol, int max_iter, LassoSolver solver) {
   if (gram.transitions < 1) return all_nan(k, flag_too_few_samples, false);
   const Moments mo = regression_moments(gram, k, intercept);
-  const double l1 = alpha * mo.m;  // scikit-learn scales alpha by the number of samples
-  Estimate e;
-  e.V = MatrixXd::Zero(k, k);
-  VectorXd w(k), Hw(k);
-  for (int target = 0; target < k; ++target) {
-    // scikit-learn's enet_coordinate_descent_gram with beta = 0: cyclic updates keeping Hw = H w,
-    // and a duality-gap check whenever the largest step is small relative to the largest weight.
-    const auto q = mo.Q.col(target);
-    const double y_norm2 = mo.yy(target);
-    const double gap_tol = tol * y_norm2;
-    w.setZero();
-    Hw.setZero();
-    bool converged = false;
-    int sweep = 0;
-    for (; sweep < max_iter && !converged; ++sweep) {
-      double w_max = 0.0, dw_max = 0.0;
-      for (int j = 0; j < k; ++j) {
-        const double h_jj = mo.H(j, j);
-        if (h_jj == 0.0) continue;  // a regressor that is always 0 keeps weight 0
-        const double w_old = w(j);
-        const double rho = q(j) - Hw(j) + h_jj * w_old;  // correlation with the partial residual
-        const double w_new = std::copysign(std::max(std::abs(rho) - l1, 0.0), rho) / h_jj;
-        w(j) = w_new;
-        if (w_new != w_old) Hw += (w_new - w_old) * mo.H.col(j);  // one pass instead of remove-then-add
-        dw_max = std::max(dw_max, std::abs(w_new - w_old));
-        w_max = std::max(w_max, std::abs(w_new));
-      }
-      if (w_max == 0.0 || dw_max / w_max < tol || sweep == max_iter - 1) {
-        const double q_dot_w = q.dot(w);
-        const double dual_norm = (q - Hw).cwiseAbs().maxCoeff();
-        const double r_norm2 = y_norm2 + w.dot(Hw) - 2.0 * q_dot_w;
-        double scale = 1.0, gap = r_norm2;
-        if (dual_norm > l1) {
-          scale = l1 / dual_norm;
-          gap = 0.5 * r_norm2 * (1.0 + scale * scale);
-        }
-        gap += l1 * w.lpNorm<1>() - scale * y_norm2 + scale * q_dot_w;
-        converged = gap < gap_tol;
-      }
-    }
-    if (!converged) e.flags |= flag_not_converged;
-    e.iterations = std::max(e.iterations, sweep);
-    e.V.row(target) = w.transpose();
-  }
   if (!mo.H.allFinite() || !mo.Q.allFinite()) return all_nan(k, flag_singular, false);
+  Estimate e;
+  e.V.resize(k, k);
+  for (int target = 0; target < k; ++target) {
+    const LassoFit fit = lasso_gram(mo.H, mo.Q.col(target), mo.yy(target), mo.m, alpha, tol, max_iter, solver);
+    if (!fit.converged) e.flags |= flag_not_converged;
+    e.iterations = std::max(e.iterations, fit.sweeps);
+    e.V.row(target) = fit.w.transpose();
+  }
   return e;
 }
 
@@ -335,7 +300,8 @@ Estimate run_estimator(const EstimatorSpec& spec, const Gram& gram, const Gram* 
     case EstimatorMethod::perturbation:
       return even_gram ? perturbation(*even_gram, k) : all_nan(k, flag_unidentified, false);
     case EstimatorMethod::ols: return ordinary_least_squares(gram, k, spec.intercept);
-    case EstimatorMethod::lasso: return lasso(gram, k, spec.alpha, spec.intercept, spec.tol, spec.max_iter);
+    case EstimatorMethod::lasso:
+      return lasso(gram, k, spec.alpha, spec.intercept, spec.tol, spec.max_iter, spec.solver);
     case EstimatorMethod::iv: return two_stage_least_squares(gram, k, instrument_strength);
     case EstimatorMethod::granger:
     case EstimatorMethod::granger_conditional: {

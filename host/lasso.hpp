@@ -3,17 +3,10 @@
 // H = X'X, q = X'y, yy = y'y and m samples, with scikit-learn's duality gap as the certificate.
 #include <Eigen/Dense>
 
+#include "causalsweep/config.hpp"  // LassoSolver
+
 namespace causalsweep {
 
-enum class LassoSolver {
-  // scikit-learn's cyclic coordinate descent, iterate for iterate (enet_coordinate_descent_gram):
-  // reproduces the notebook's numbers, including its non-converged fits at max_iter.
-  cyclic,
-  // Feature-sign search (an active-set method): the exact optimum on a growing support, one small
-  // Cholesky per step, certified by the same duality gap; falls back to coordinate descent with
-  // exact solves on the support if a block is singular. Same optimum, typically 10-100x faster.
-  active_set,
-};
 
 struct LassoFit {
   Eigen::VectorXd w;

@@ -1,5 +1,7 @@
 #include "output.hpp"
 
+#include "cpu_network.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -73,6 +75,8 @@ void check_output_directory(const fs::path& dir) {
 }
 
 void write_file_durably(const fs::path& path, const std::string& content) {
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);  // e.g. matrices/ inside a run directory
   FILE* file = std::fopen(path.c_str(), "wb");
   bool ok = file != nullptr && std::fwrite(content.data(), 1, content.size(), file) == content.size() &&
             std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
@@ -170,9 +174,52 @@ std::vector<std::pair<std::string, std::string>> run_directory_files(const Sweep
   const auto format_start = std::chrono::steady_clock::now();
   std::string runs = runs_csv(grid, outcome), curves = curves_csv(grid, outcome);
   provenance.format_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - format_start).count();
+  std::vector<std::pair<std::string, std::string>> files = {{"runs.csv", std::move(runs)},
+                                                              {"curves.csv", std::move(curves)}};
+  if (!grid.roc_seeds.empty()) files.emplace_back("roc.csv", roc_csv(grid, outcome.results));
+  for (auto& file : kept_matrix_files(config, grid)) files.push_back(std::move(file));
   nlohmann::json manifest = make_manifest(config, grid, plan, outcome, provenance);
   if (manifest_extra.is_object()) manifest.update(manifest_extra);
-  return {{"runs.csv", std::move(runs)}, {"curves.csv", std::move(curves)}, {"manifest.json", manifest.dump(2) + "\n"}};
+  manifest["files"] = nlohmann::json::array();
+  for (const auto& [name, content] : files)
+    if (name.rfind("matrices/", 0) != 0) manifest["files"].push_back(name);
+  if (config.keep_matrices != KeepMatrices::none) manifest["files"].push_back("matrices/");
+  manifest["files"].push_back("manifest.json");
+  files.emplace_back("manifest.json", manifest.dump(2) + "\n");
+  return files;
+}
+
+std::vector<std::pair<std::string, std::string>> kept_matrix_files(const SweepConfig& config, const SweepGrid& grid) {
+  std::vector<std::pair<std::string, std::string>> files;
+  if (config.keep_matrices == KeepMatrices::none) return files;
+  // Networks are pure functions of their task, so the kept runs are estimated again here, on the
+  // CPU, exactly as they were scored: no matrices travel through batches, journals or merges.
+  const uint64_t first_seed = config.axes.seeds.front();
+  std::string index = "network,seed,observed,estimator,truth,estimate\n";
+  auto matrix_csv = [](const Eigen::MatrixXd& m) {
+    std::string text;
+    for (Eigen::Index i = 0; i < m.rows(); ++i)
+      for (Eigen::Index j = 0; j < m.cols(); ++j) text += number(m(i, j)) + (j + 1 < m.cols() ? "," : "\n");
+    return text;
+  };
+  for (const NetworkTask& task : grid.networks) {
+    if (config.keep_matrices == KeepMatrices::first_seed && task.seed != first_seed) continue;
+    PhaseTimes unused;
+    std::vector<KeptMatrix> kept;
+    run_cpu_network(task, grid, unused, &kept);
+    for (const KeptMatrix& m : kept) {
+      const std::string stem = fmt::format("net{}_k{}", task.index, m.observed);
+      const std::string truth = stem + "_true.csv";
+      const std::string label = grid.estimators[static_cast<size_t>(m.estimator_index)].label;
+      const std::string estimate = fmt::format("{}_{}.csv", stem, label);
+      if (m.estimator_index == 0) files.emplace_back("matrices/" + truth, matrix_csv(m.truth));
+      files.emplace_back("matrices/" + estimate, matrix_csv(m.estimate));
+      fmt::format_to(std::back_inserter(index), "{},{},{},{},{},{}\n", task.index, task.seed, m.observed, label, truth,
+                     estimate);
+    }
+  }
+  files.emplace_back("matrices/index.csv", std::move(index));
+  return files;
 }
 
 void write_run_directory(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& files) {

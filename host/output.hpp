@@ -47,6 +47,9 @@ void sync_directory(const std::filesystem::path& dir);
 // Writes `content` to a temporary file beside `path`, syncs it and renames it over `path`.
 void write_file_atomically(const std::filesystem::path& path, const std::string& content);
 
+// matrices/: true and estimated matrices of the runs config.keep_matrices selects, and their index.
+std::vector<std::pair<std::string, std::string>> kept_matrix_files(const SweepConfig& config, const SweepGrid& grid);
+
 // Writes one file durably (written, flushed, synced) at `path`; InputError on failure.
 void write_file_durably(const std::filesystem::path& path, const std::string& content);
 

@@ -314,7 +314,8 @@ TEST(Config, ToJsonIsTheResolvedConfig) {
                                                    {"intercept", false},
                                                    {"alpha", 0.01},
                                                    {"tol", 1e-4},
-                                                   {"max_iter", 1000}}));
+                                                   {"max_iter", 1000},
+                                                   {"solver", "active_set"}}));
   EXPECT_EQ(json["run"], (nlohmann::json{{"backend", "auto"}, {"threads", 2}, {"batch_size", 0}, {"output", ""}}));
 }
 
@@ -555,6 +556,8 @@ TEST(Config, OutOfRangeValues) {
   expect_error(lasso("alpha = -0.01"),
                {"test.toml:7: key 'estimators.lasso.alpha' has value -0.01: must be a finite number >= 0"});
   expect_error(lasso("tol = 0"), {"test.toml:7: key 'estimators.lasso.tol' has value 0: must be a finite number > 0"});
+  expect_error(lasso("solver = \"newton\""),
+               {"test.toml:7: key 'estimators.lasso.solver' has value \"newton\"", "active_set", "cyclic"});
   expect_error(lasso("max_iter = 0"),
                {"test.toml:7: key 'estimators.lasso.max_iter' has value 0: must be an integer in [1, 2147483647]"});
 }
@@ -668,3 +671,13 @@ TEST(Config, EveryErrorHasALine) {
 
 }  // namespace
 }  // namespace causalsweep
+
+TEST(Config, LassoSolverDefaultsToActiveSetAndAcceptsCyclic) {
+  const auto config = causalsweep::parse_config(
+      "[model]\nn_neurons = 4\ntimesteps = 100\n[estimators]\nuse = [\"lasso\", \"sk\"]\n"
+      "[estimators.sk]\nmethod = \"lasso\"\nsolver = \"cyclic\"\n",
+      "test.toml");
+  EXPECT_EQ(config.estimators[0].solver, causalsweep::LassoSolver::active_set);
+  EXPECT_EQ(config.estimators[1].solver, causalsweep::LassoSolver::cyclic);
+  EXPECT_EQ(causalsweep::to_json(config)["estimators"][1]["solver"], "cyclic");
+}

@@ -136,15 +136,22 @@ TEST(Reference, LassoMatchesScikitLearn) {
     const int k = obs["k"].get<int>();
     const std::string at = " at k = " + std::to_string(k);
     const json& est = obs["estimates"];
-    // Converged to a tight duality gap on both sides: the same unique optimum.
-    const cs::Estimate tight = cs::lasso(rate().gram, k, 0.01, false, 1e-12, 1000000);
-    EXPECT_EQ(tight.flags, 0u);
-    expect_close(tight.V, matrix(est["lasso"]), 1e-6, "lasso (tol 1e-12)" + at);
-    const cs::Estimate tight_i = cs::lasso(rate().gram, k, 0.01, true, 1e-12, 1000000);
-    expect_close(tight_i.V, matrix(est["lasso_intercept"]), 1e-6, "lasso with intercept (tol 1e-12)" + at);
-    // scikit-learn's defaults (tol 1e-4, max_iter 1000): the same cyclic updates and stopping rule
-    // give the same iterate up to rounding, and the same convergence verdict.
-    const cs::Estimate fast = cs::lasso(rate().gram, k, 0.01, false, 1e-4, 1000);
+    // Converged to a tight duality gap on both sides: the same unique optimum, by both solvers.
+    for (const auto solver : {cs::LassoSolver::active_set, cs::LassoSolver::cyclic}) {
+      const std::string how = std::string(" (") + std::string(cs::to_string(solver)) + ", tol 1e-12)" + at;
+      const cs::Estimate tight = cs::lasso(rate().gram, k, 0.01, false, 1e-12, 1000000, solver);
+      EXPECT_EQ(tight.flags, 0u);
+      expect_close(tight.V, matrix(est["lasso"]), 1e-6, "lasso" + how);
+      const cs::Estimate tight_i = cs::lasso(rate().gram, k, 0.01, true, 1e-12, 1000000, solver);
+      expect_close(tight_i.V, matrix(est["lasso_intercept"]), 1e-6, "lasso with intercept" + how);
+    }
+    // The default (active set, tol 1e-4) converges on this problem to that same optimum.
+    const cs::Estimate by_default = cs::lasso(rate().gram, k, 0.01, false, 1e-4, 1000);
+    EXPECT_EQ(by_default.flags, 0u);
+    expect_close(by_default.V, matrix(est["lasso"]), 1e-6, "lasso (active set, defaults)" + at);
+    // scikit-learn's defaults (tol 1e-4, max_iter 1000) with the cyclic solver: the same updates and
+    // stopping rule give the same iterate up to rounding, and the same convergence verdict.
+    const cs::Estimate fast = cs::lasso(rate().gram, k, 0.01, false, 1e-4, 1000, cs::LassoSolver::cyclic);
     expect_close(fast.V, matrix(est["lasso_default"]), 1e-6, "lasso (scikit-learn defaults)" + at);
     bool all_converged = true;
     for (const auto& c : obs["lasso_converged"]["lasso_default"]) all_converged = all_converged && c.get<bool>();

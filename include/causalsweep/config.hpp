@@ -20,6 +20,14 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// How the lasso is solved. Both minimise scikit-learn's objective and stop on its duality gap.
+enum class LassoSolver {
+  active_set,  // feature-sign search: exact on its support, converges where cyclic descent stalls
+  cyclic,      // scikit-learn's cyclic coordinate descent, iterate for iterate (the notebook's numbers)
+};
+
+std::string_view to_string(LassoSolver solver);
+
 enum class EstimatorMethod { correlation, perturbation, ols, lasso, iv, granger, granger_conditional };
 
 // Multiple-comparison correction of the decisions over one run's k x k tests.
@@ -38,7 +46,8 @@ struct EstimatorSpec {
   bool intercept = false;  // ols, lasso: fit an intercept (scikit-learn's fit_intercept)
   double alpha = 0.01;     // lasso: scikit-learn's alpha
   double tol = 1e-4;       // lasso: stop when the duality gap < tol * y'y (scikit-learn's rule)
-  int max_iter = 1000;     // lasso: sweeps over the coordinates before giving up (flagged)
+  int max_iter = 1000;     // lasso: iterations (sweeps, for cyclic) before giving up (flagged)
+  LassoSolver solver = LassoSolver::active_set;  // lasso
   // Decisions (tpr, fpr): estimators with p-values (ols, iv, granger*) declare p below `level`
   // (config key "alpha" for these methods) after `correction`; the others declare |V| > threshold
   // (lasso: 0, its selection; correlation and perturbation: no decisions unless a threshold is given).
@@ -66,6 +75,9 @@ struct ModelOptions {
   std::vector<double> connectivity;    // its values, row-major (read and validated with the config)
 };
 
+// Which runs write their true and estimated matrices into matrices/ (for heatmaps and reuse).
+enum class KeepMatrices { none, first_seed, all };
+
 enum class BackendKind { auto_select, cpu, cuda };
 
 std::string_view to_string(BackendKind kind);
@@ -92,6 +104,7 @@ struct SweepConfig {
   std::vector<EstimatorSpec> estimators;
   ModelOptions model;
   std::vector<uint64_t> roc_seeds;     // [scores] roc_seeds: runs of these seeds keep their ROC points
+  KeepMatrices keep_matrices = KeepMatrices::none;  // [scores] keep_matrices: which runs write V and A
   RunOptions run;
   SlurmOptions slurm;
   std::string source_name;   // file path or "<embedded default>"

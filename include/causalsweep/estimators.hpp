@@ -38,9 +38,10 @@ Estimate perturbation(const Gram& even_gram, int k);
 // Tutorial 3 with alpha = 0: least squares of logit(x_i[t+1]) on x[t] (and 1 with intercept).
 Estimate ordinary_least_squares(const Gram& gram, int k, bool intercept);
 
-// Tutorial 3: scikit-learn's Lasso objective 1/(2m) ||y - X w||^2 + alpha ||w||_1 by cyclic
-// coordinate descent on the Gram, until the duality gap < tol * y'y (scikit-learn's rule).
-Estimate lasso(const Gram& gram, int k, double alpha, bool intercept, double tol, int max_iter);
+// Tutorial 3: scikit-learn's Lasso objective 1/(2m) ||y - X w||^2 + alpha ||w||_1 per target, by
+// `solver` (host/lasso.hpp), until scikit-learn's duality gap < tol * y'y; flagged if max_iter ends it.
+Estimate lasso(const Gram& gram, int k, double alpha, bool intercept, double tol, int max_iter,
+               LassoSolver solver = LassoSolver::active_set);
 
 // Tutorial 4: two-stage least squares, both stages with intercepts. Stage 1 regresses x[t] on
 // [1, z[t]] (observed instruments); stage 2 regresses logit(x[t+1]) on [1, xhat[t]]. Standard
