@@ -2,6 +2,8 @@
 // Reading the reference fixtures of tests/reference/ (CSV matrices, expected.json) in tests.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -41,6 +43,29 @@ inline const nlohmann::json& expected_fixtures() {
     return nlohmann::json::parse(in);
   }();
   return data;
+}
+
+// A matrix from nested JSON lists; null (a NaN the fixture script wrote) becomes NaN.
+inline Eigen::MatrixXd json_matrix(const nlohmann::json& nested) {
+  Eigen::MatrixXd m(static_cast<Eigen::Index>(nested.size()), static_cast<Eigen::Index>(nested.at(0).size()));
+  for (size_t i = 0; i < nested.size(); ++i)
+    for (size_t j = 0; j < nested[i].size(); ++j)
+      m(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) =
+          nested[i][j].is_null() ? std::nan("") : nested[i][j].get<double>();
+  return m;
+}
+
+// Entry-wise |a - b| <= rel * max(|b|, 1% of the largest reference entry): relative for every
+// entry that matters, without demanding relative precision of entries that are ~0.
+inline void expect_close(const Eigen::MatrixXd& actual, const Eigen::MatrixXd& reference, double rel,
+                         const std::string& what) {
+  ASSERT_EQ(actual.rows(), reference.rows()) << what;
+  ASSERT_EQ(actual.cols(), reference.cols()) << what;
+  const double scale = 0.01 * reference.cwiseAbs().maxCoeff();
+  double worst = 0;
+  for (Eigen::Index i = 0; i < actual.size(); ++i)
+    worst = std::max(worst, std::abs(actual(i) - reference(i)) / std::max(std::abs(reference(i)), scale));
+  EXPECT_LE(worst, rel) << what << ": worst relative error " << worst;
 }
 
 }  // namespace causalsweep::testing

@@ -18,30 +18,21 @@
 #include "data_io.hpp"
 #include "engine.hpp"
 
+#include "fixture_io.hpp"
+
 namespace cs = causalsweep;
 using Eigen::MatrixXd;
 using nlohmann::json;
 
 namespace {
 
-const std::string fixtures = std::string(CAUSALSWEEP_SOURCE_DIR) + "/tests/reference/fixtures/";
+using causalsweep::testing::expect_close;
+MatrixXd matrix(const json& nested) { return causalsweep::testing::json_matrix(nested); }
 
-const json& expected() {
-  static const json data = [] {
-    std::ifstream in(fixtures + "expected.json");
-    return json::parse(in);
-  }();
-  return data;
-}
+const std::string& fixtures = causalsweep::testing::fixtures_dir;
 
-MatrixXd matrix(const json& nested) {
-  MatrixXd m(nested.size(), nested.at(0).size());
-  for (size_t i = 0; i < nested.size(); ++i)
-    for (size_t j = 0; j < nested[i].size(); ++j)
-      m(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) =
-          nested[i][j].is_null() ? std::nan("") : nested[i][j].get<double>();
-  return m;
-}
+const json& expected() { return causalsweep::testing::expected_fixtures(); }
+
 
 // Entry by entry |a - b| <= rel |b|: p-values span many orders of magnitude, each must be relative.
 void expect_relative(const MatrixXd& actual, const MatrixXd& reference, double rel, const std::string& what) {
@@ -53,16 +44,6 @@ void expect_relative(const MatrixXd& actual, const MatrixXd& reference, double r
   EXPECT_LE(worst, rel) << what << ": worst relative error " << worst;
 }
 
-// As test_reference.cpp: relative to max(|b|, 1% of the largest entry), for coefficients near 0.
-void expect_close(const MatrixXd& actual, const MatrixXd& reference, double rel, const std::string& what) {
-  ASSERT_EQ(actual.rows(), reference.rows()) << what;
-  ASSERT_EQ(actual.cols(), reference.cols()) << what;
-  const double scale = 0.01 * reference.cwiseAbs().maxCoeff();
-  double worst = 0;
-  for (Eigen::Index i = 0; i < actual.size(); ++i)
-    worst = std::max(worst, std::abs(actual(i) - reference(i)) / std::max(std::abs(reference(i)), scale));
-  EXPECT_LE(worst, rel) << what << ": worst relative error " << worst;
-}
 
 struct Data {
   MatrixXd X, Z;

@@ -15,6 +15,7 @@
 #include "causalsweep/flags.hpp"
 #include "causalsweep/gram.hpp"
 #include "causalsweep/scores.hpp"
+#include "fixture_io.hpp"
 
 namespace cs = causalsweep;
 using Eigen::MatrixXd;
@@ -22,59 +23,20 @@ using nlohmann::json;
 
 namespace {
 
-const std::string fixtures = std::string(CAUSALSWEEP_SOURCE_DIR) + "/tests/reference/fixtures/";
+using causalsweep::testing::expect_close;
+MatrixXd matrix(const json& nested) { return causalsweep::testing::json_matrix(nested); }
 
-// A CSV of numbers, one matrix row per line (skipping a header line when asked).
+const std::string& fixtures = causalsweep::testing::fixtures_dir;
+
 MatrixXd read_csv(const std::string& path, bool header = false) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  std::vector<std::vector<double>> rows;
-  std::string line;
-  if (header) std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::vector<double> row;
-    std::stringstream cells(line);
-    std::string cell;
-    while (std::getline(cells, cell, ',')) row.push_back(std::stod(cell));
-    rows.push_back(row);
-  }
-  MatrixXd m(rows.size(), rows.empty() ? 0 : rows[0].size());
-  for (size_t i = 0; i < rows.size(); ++i)
-    for (size_t j = 0; j < rows[i].size(); ++j) m(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = rows[i][j];
-  return m;
+  return causalsweep::testing::read_csv_matrix(path, header);
 }
 
-MatrixXd matrix(const json& nested) {
-  MatrixXd m(nested.size(), nested.at(0).size());
-  for (size_t i = 0; i < nested.size(); ++i)
-    for (size_t j = 0; j < nested[i].size(); ++j)
-      m(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = nested[i][j].get<double>();
-  return m;
-}
 
 double number(const json& value) { return value.is_null() ? std::nan("") : value.get<double>(); }
 
-const json& expected() {
-  static const json data = [] {
-    std::ifstream in(fixtures + "expected.json");
-    return json::parse(in);
-  }();
-  return data;
-}
+const json& expected() { return causalsweep::testing::expected_fixtures(); }
 
-// Entry-wise |a - b| <= rel * max(|b|, 1% of the largest reference entry): relative for every
-// entry that matters, without demanding relative precision of entries that are ~0.
-void expect_close(const MatrixXd& actual, const MatrixXd& reference, double rel, const std::string& what) {
-  ASSERT_EQ(actual.rows(), reference.rows()) << what;
-  ASSERT_EQ(actual.cols(), reference.cols()) << what;
-  const double scale = 0.01 * reference.cwiseAbs().maxCoeff();
-  double worst = 0;
-  for (Eigen::Index i = 0; i < actual.size(); ++i) {
-    const double err = std::abs(actual(i) - reference(i)) / std::max(std::abs(reference(i)), scale);
-    worst = std::max(worst, err);
-  }
-  EXPECT_LE(worst, rel) << what << ": worst relative error " << worst;
-}
 
 void expect_same_number(double actual, double reference, double rel, const std::string& what) {
   if (std::isnan(reference)) {
