@@ -91,7 +91,8 @@ cs::SweepOutcome run_resumable(const fs::path& work, const nlohmann::json& heade
   if (!o.quiet && todo.size() < assigned.size())
     fmt::print(stderr, "resuming: {} of {} networks already done (journal '{}')\n", assigned.size() - todo.size(),
                assigned.size(), (work / "journal").string());
-  cs::Progress progress(o.quiet, backend.name());
+  // Backend and device in the bar, short enough to keep the line on one terminal row.
+  cs::Progress progress(o.quiet, fmt::format("{}: {:.44}", backend.name(), backend.device()));
   cs::run_batches(todo, grid, plan, backend, progress,
                   [&](std::vector<cs::NetworkResult>&& results, const cs::PhaseTimes& times) { journal.append(results, times); });
   out.results = journal.contents().results;
