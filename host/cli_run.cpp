@@ -119,8 +119,9 @@ fs::path directory_path(const std::string& dir) {
 
 std::string interrupt_hint;  // its c_str() goes to the signal handler: assigned once, never changed after
 
-// An unsharded run: journal in a hidden sibling '.NAME.inprogress', renamed to the output directory
-// once complete, so the output directory appears whole or not at all, and is never overwritten.
+// An unsharded run: journal in a hidden sibling '.NAME.inprogress'; once complete the results are
+// published through a staging directory renamed into place, so the output directory appears whole
+// or not at all, never holds the journal, and is never overwritten.
 int run_whole(const Options& o, const cs::SweepConfig& config, const cs::SweepGrid& grid, bool output_given) {
   const fs::path out_dir = directory_path(config.run.output_dir);
   cs::check_output_directory(out_dir);
@@ -141,16 +142,20 @@ int run_whole(const Options& o, const cs::SweepConfig& config, const cs::SweepGr
                                        {backend->name(), backend->device(), choice, causalsweep::cli::command_line(),
                                         plan.threads, plan.batch_size, 0});
   {
+    // The results go into a fresh staging directory that is renamed into place, so the output
+    // directory never holds the journal, whenever a kill -9 lands; the journal goes last.
     const cs::CriticalSection publishing(true);
-    for (const auto& [name, content] : files) cs::write_file_durably(work / name, content);
-    cs::sync_directory(work);
-    // RENAME_NOREPLACE: fails instead of replacing a directory that appeared meanwhile.
-    if (::renameat2(AT_FDCWD, work.c_str(), AT_FDCWD, out_dir.c_str(), RENAME_NOREPLACE) != 0)
-      throw cs::InputError(fmt::format("cannot move results from '{}' into '{}': {}", work.string(), out_dir.string(),
-                                       std::strerror(errno)));
-    cs::sync_directory(out_dir.parent_path());
+    const fs::path staging = out_dir.parent_path() / ("." + out_dir.filename().string() + ".publishing");
     std::error_code ec;
-    fs::remove(out_dir / "journal", ec);
+    fs::remove_all(staging, ec);
+    for (const auto& [name, content] : files) cs::write_file_durably(staging / name, content);
+    cs::sync_directory(staging);
+    // RENAME_NOREPLACE: fails instead of replacing a directory that appeared meanwhile.
+    if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, out_dir.c_str(), RENAME_NOREPLACE) != 0)
+      throw cs::InputError(fmt::format("cannot move results from '{}' into '{}': {}", staging.string(),
+                                       out_dir.string(), std::strerror(errno)));
+    cs::sync_directory(out_dir.parent_path());
+    fs::remove_all(work, ec);  // a kill before this leaves only a hidden sibling; the results are complete
   }
   for (const auto& [name, content] : files)
     if (name == "curves.csv")  // the two headline scores; report.html has every score
