@@ -82,6 +82,7 @@ set output 'scaling.png'
 set datafile separator ','
 set logscale xy
 set grid
+set key top left
 set multiplot layout 1,3 title 'causalsweep CPU backend: wall time of a sweep'
 do for [v in "networks n T"] {
   set xlabel v
