@@ -4,26 +4,23 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <optional>
-#include <cstdio>
-#include <map>
-#include <set>
 
 #include <fmt/format.h>
 
 #include "causalsweep/backend.hpp"
 #include "causalsweep/build_info.hpp"
-#include "causalsweep/flags.hpp"
 #include "cli.hpp"
-#include "orchestrator.hpp"
 #include "journal.hpp"
+#include "orchestrator.hpp"
 #include "output.hpp"
 #include "plot.hpp"
 #include "report.hpp"
-#include "summary.hpp"
 #include "shard.hpp"
+#include "summary.hpp"
 
 namespace cs = causalsweep;
 namespace fs = std::filesystem;

@@ -2,6 +2,8 @@
 // solver's convergence on networks where scikit-learn's cyclic descent stops at max_iter.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "causalsweep/gram.hpp"
 #include "fixture_io.hpp"
 #include "engine.hpp"
@@ -97,4 +99,24 @@ TEST(Lasso, DegenerateProblems) {
   fit = cs::lasso_gram(H2, q2, 5.0, 10, 10.0, 1e-4, 100, cs::LassoSolver::active_set);
   EXPECT_TRUE(fit.w.isZero());
   EXPECT_TRUE(fit.converged);
+}
+
+// When the feature-sign search cannot finish (here: an iteration cap far below the support size),
+// the solver falls back to coordinate descent from its point and reports the truth: finite
+// weights, a finite gap, and not converged.
+TEST(Lasso, IterationCapFallsBackAndSaysNotConverged) {
+  bool empty = false;
+  const cs::NetworkTask task{0, 3, 40, 20000, 0.1, 2.0, false};
+  const MatrixXd A = cs::generate_connectivity(task.seed, task.n_neurons, task.p_connect, empty);
+  const cs::Gram g = cs::simulate_network(task, A).all;
+  const Problem p = problem(g, 40, 0);
+  const auto capped = cs::lasso_gram(p.H, p.q, p.yy, p.m, 0.01, 1e-8, 3, cs::LassoSolver::active_set);
+  EXPECT_FALSE(capped.converged);
+  EXPECT_EQ(capped.sweeps, 3);  // the fallback ran its coordinate sweeps
+  EXPECT_TRUE(capped.w.allFinite());
+  EXPECT_TRUE(std::isfinite(capped.gap));
+  EXPECT_GT(capped.gap, 1e-8 * p.yy);
+  const auto full = cs::lasso_gram(p.H, p.q, p.yy, p.m, 0.01, 1e-8, 1000, cs::LassoSolver::active_set);
+  EXPECT_TRUE(full.converged);
+  EXPECT_LT(full.gap, capped.gap);
 }
