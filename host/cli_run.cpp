@@ -29,6 +29,7 @@ namespace {
 
 struct Options {
   std::string config_path, output_dir, backend, shard;
+  std::vector<int> devices;
   int threads = -1, batch_size = -1;
   bool quiet = false;
   bool no_report = false;
@@ -46,6 +47,7 @@ cs::SweepConfig load(const Options& o, bool sharded = false) {
                                                : cs::BackendKind::auto_select;
   if (o.threads >= 0) config.run.threads = o.threads;
   if (o.batch_size >= 0) config.run.batch_size = o.batch_size;
+  if (!o.devices.empty()) config.run.devices = o.devices;
   if (!o.output_dir.empty()) config.run.output_dir = o.output_dir;
   // Shards of one sweep must find the same directory without being told: name it by the config.
   if (config.run.output_dir.empty())
@@ -114,6 +116,24 @@ fs::path directory_path(const std::string& dir) {
   return p.has_filename() ? p : p.parent_path();
 }
 
+// The backend for this sweep. Model families other than the rate network run on the CPU backend
+// (their CUDA path is not written yet), so `auto` picks the CPU for them and `cuda` is refused.
+std::unique_ptr<cs::Backend> choose_backend(const cs::SweepConfig& config, const cs::SweepGrid& grid, int threads,
+                                            std::string& choice) {
+  if (!grid.family) return cs::select_backend(config.run.backend, threads, choice, config.run.devices);
+  if (config.run.backend == cs::BackendKind::cuda)
+    throw cs::InputError(fmt::format("--backend cuda: model family {} has no CUDA backend yet; use --backend cpu or auto",
+                                     grid.family->name()));
+  choice = fmt::format("backend cpu ({}: model family {} runs on the CPU backend)",
+                       config.run.backend == cs::BackendKind::cpu ? "requested" : "auto", grid.family->name());
+  return cs::make_cpu_backend(threads);
+}
+
+// Without a batch size from the user, the backend's own (the GPU wants thousands of networks in flight).
+void use_preferred_batch_size(const cs::SweepConfig& config, const cs::Backend& backend, cs::SweepPlan& plan) {
+  if (config.run.batch_size == 0 && backend.preferred_batch_size() > 0) plan.batch_size = backend.preferred_batch_size();
+}
+
 std::string interrupt_hint;  // its c_str() goes to the signal handler: assigned once, never changed after
 
 // An unsharded run: journal in a hidden sibling '.NAME.inprogress'; once complete the results are
@@ -123,12 +143,13 @@ int run_whole(const Options& o, const cs::SweepConfig& config, const cs::SweepGr
   const fs::path out_dir = directory_path(config.run.output_dir);
   cs::check_output_directory(out_dir);
   const fs::path work = out_dir.parent_path() / ("." + out_dir.filename().string() + ".inprogress");
-  const cs::SweepPlan plan = cs::plan_sweep(config, grid, config.run.threads);
+  cs::SweepPlan plan = cs::plan_sweep(config, grid, config.run.threads);
   interrupt_hint = "Rerun the same command to resume: " + causalsweep::cli::command_line() +
                    (output_given ? "" : " -o " + cs::shell_quote(out_dir.string()));
   cs::set_resume_hint(interrupt_hint.c_str());
   std::string choice;
-  const auto backend = cs::select_backend(config.run.backend, plan.threads, choice);
+  const auto backend = choose_backend(config, grid, plan.threads, choice);
+  use_preferred_batch_size(config, *backend, plan);
   if (!o.quiet)
     fmt::print(stderr, "causalsweep {}: {} networks, {} runs; {}; {}\n", config.name, plan.networks, plan.runs, choice,
                backend->device());
@@ -156,7 +177,9 @@ int run_whole(const Options& o, const cs::SweepConfig& config, const cs::SweepGr
   }
   for (const auto& [name, content] : files)
     if (name == "curves.csv")  // the two headline scores; report.html has every score
-      fmt::print("{}", cs::summary_table(cs::parse_csv(content, "curves.csv"), {{"corr_with_truth", "auc"}}));
+      fmt::print("{}", cs::summary_table(cs::parse_csv(content, "curves.csv"),
+                                         {grid.family ? std::vector<std::string>{"fpr", "tpr_exc", "tpr_inh"}
+                                                      : std::vector<std::string>{"corr_with_truth", "auc"}}));
   fmt::print("\n{} networks in {} on {}; results in {}/ (runs.csv, curves.csv, manifest.json)\n", plan.networks,
              human_seconds(outcome.wall_seconds), backend->name(), config.run.output_dir);
   // End by pointing at something to look at: figures and report.html, drawn from the files just written.
@@ -194,7 +217,8 @@ int run_shard(const Options& o, const cs::SweepConfig& config, const cs::SweepGr
   for (uint64_t i : assigned) mine.networks.push_back(grid.networks[i]);
   cs::SweepPlan plan = cs::plan_sweep(config, mine, config.run.threads);
   std::string choice;
-  const auto backend = cs::select_backend(config.run.backend, plan.threads, choice);
+  const auto backend = choose_backend(config, grid, plan.threads, choice);
+  use_preferred_batch_size(config, *backend, plan);
   if (!o.quiet)
     fmt::print(stderr, "causalsweep {}: shard {}/{}: {} of {} networks; {}; {}\n", config.name, shard.index,
                shard.count, assigned.size(), grid.networks.size(), choice, backend->device());
@@ -242,11 +266,21 @@ int plan_command(const Options& o) {
   const cs::SweepPlan plan = cs::plan_sweep(config, grid, config.run.threads);
   const auto& a = config.axes;
   fmt::print("sweep {} ({})\n", config.name, config.source_name);
-  fmt::print("  axes: n_neurons {}  timesteps {}  p_connect {}  eta {}  observed_ratio {}  seeds {}{}\n",
-             a.n_neurons.size(), a.timesteps.size(), a.p_connect.size(), a.eta.size(), a.observed_ratio.size(),
-             a.seeds.size(), a.perturb ? "  (perturbation mode)" : "");
-  fmt::print("  networks simulated: {}\n  runs (network x observed ratio): {}\n  estimators: {}\n  result rows: {}\n",
-             plan.networks, plan.runs, grid.estimators.size(), plan.result_rows);
+  if (grid.family) {
+    std::string swept;
+    for (int i : grid.swept_parameters)
+      swept += fmt::format("{} {}  ", grid.family->parameters()[static_cast<size_t>(i)].key,
+                           a.parameters[static_cast<size_t>(i)].size());
+    fmt::print("  model family {}; axes: {}seeds {}\n", grid.family->name(), swept, a.seeds.size());
+    fmt::print("  runs simulated: {}\n  estimators: {}\n  result rows: at most {}\n", plan.networks,
+               grid.estimators.size(), plan.result_rows);
+  } else {
+    fmt::print("  axes: n_neurons {}  timesteps {}  p_connect {}  eta {}  observed_ratio {}  seeds {}{}\n",
+               a.n_neurons.size(), a.timesteps.size(), a.p_connect.size(), a.eta.size(), a.observed_ratio.size(),
+               a.seeds.size(), a.perturb ? "  (perturbation mode)" : "");
+    fmt::print("  networks simulated: {}\n  runs (network x observed ratio): {}\n  estimators: {}\n  result rows: {}\n",
+               plan.networks, plan.runs, grid.estimators.size(), plan.result_rows);
+  }
   fmt::print("  memory: about {:.1f} MiB of {:.1f} MiB available\n", static_cast<double>(plan.memory_bytes) / (1 << 20),
              static_cast<double>(plan.memory_available) / (1 << 20));
   fmt::print("  work: {:.3g} multiply-add equivalents; about {} on {} CPU thread(s) (nominal estimate)\n", plan.cost,
@@ -268,6 +302,11 @@ void add_run_commands(CLI::App& app) {
                   "directory all shards share");
   run->add_option("--backend", o.backend, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_option("--threads", o.threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  run->add_option("--devices", o.devices,
+                  "CUDA devices for --backend cuda/auto, e.g. 0,1 (default: every visible device, e.g. the GPUs SLURM "
+                  "gave the task)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 1023));
   run->add_option("--batch-size", o.batch_size, "Networks per batch (0: automatic; results do not change)")
       ->check(CLI::NonNegativeNumber);
   run->add_option("--shard", o.shard,

@@ -2,6 +2,7 @@
 #include "causalsweep/config.hpp"
 
 #include "data_io.hpp"
+#include "causalsweep/model_family.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -22,8 +23,10 @@
 namespace causalsweep {
 namespace {
 
-constexpr std::array<std::string_view, 7> kMethodNames = {"correlation", "perturbation", "ols", "lasso", "iv",
-                                                          "granger", "granger_conditional"};
+constexpr std::array<std::string_view, 8> kMethodNames = {"correlation", "perturbation", "ols", "lasso", "iv",
+                                                          "granger", "granger_conditional", "sta_shuffle"};
+constexpr std::array<std::string_view, 7> kRateMethodNames = {"correlation", "perturbation", "ols", "lasso", "iv",
+                                                              "granger", "granger_conditional"};
 constexpr std::array<std::string_view, 3> kCorrectionNames = {"none", "bonferroni", "bh"};
 constexpr std::array<std::string_view, 2> kNonlinearityNames = {"sigmoid", "identity"};
 constexpr std::array<std::string_view, 3> kBackendNames = {"auto", "cpu", "cuda"};
@@ -54,6 +57,8 @@ constexpr FloatRule kLevel{0.0, 1.0, true, true, "a significance level in (0, 1)
 constexpr FloatRule kThreshold{0.0, kInf, false, false, "a finite number >= 0 (declared where |V| > threshold)"};
 constexpr FloatRule kPInhibitory{0.0, 1.0, false, false, "a number in [0, 1]"};
 constexpr IntRule kMaxIter{1, INT_MAX, "an integer in [1, 2147483647]"};
+constexpr IntRule kShuffles{1, 65536, "an integer in [1, 65536]"};
+constexpr FloatRule kPThreshold{0.0, 1.0, false, false, "a number in [0, 1] (declared where p <= threshold)"};
 constexpr IntRule kThreads{0, 4096, "an integer in [0, 4096] (0: all cores)"};
 constexpr IntRule kBatchSize{0, INT_MAX, "an integer in [0, 2147483647] (0: automatic)"};
 constexpr std::string_view kAxisForms = ", an array of such, or a range table { start, stop, num, scale }";
@@ -72,6 +77,8 @@ std::vector<std::string_view> allowed_options(EstimatorMethod method) {
     case EstimatorMethod::correlation:
     case EstimatorMethod::perturbation:
       return {"method", "threshold"};
+    case EstimatorMethod::sta_shuffle:
+      return {"method", "shuffles", "threshold"};
     default:
       return {"method"};
   }
@@ -146,9 +153,10 @@ class Reader {
         fail(*node, "name", fmt::format("must be {}", allowed));
     }
     if (const auto* node = root.get("description")) config.description = read_string(*node, "description", "a string");
-    config.axes = read_model(root, config.model);
+    const ModelFamily* family = nullptr;
+    config.axes = read_model(root, config.model, family);
     config.axes.seeds = read_seeds(root);
-    config.estimators = read_estimators(root, config.axes.perturb);
+    config.estimators = read_estimators(root, config.axes.perturb, family);
     config.run = read_run(root);
     config.slurm = read_slurm(root);
     if (const auto* scores = get_table(root, "scores")) {
@@ -160,6 +168,10 @@ class Reader {
         else if (name == "first_seed") config.keep_matrices = KeepMatrices::first_seed;
         else if (name == "all") config.keep_matrices = KeepMatrices::all;
         else fail(*node, "scores.keep_matrices", fmt::format("must be {}", kept));
+        if (family && config.keep_matrices != KeepMatrices::none)
+          fail(*node, "scores.keep_matrices",
+               fmt::format("must be \"none\" for model family {}: its runs have no connectivity matrix estimate",
+                           family->name()));
       }
       if (const auto* list = scores->get("roc_seeds")) {
         if (!list->is_array())
@@ -332,12 +344,21 @@ class Reader {
     return {values.begin(), values.end()};  // the rules bound every value well inside int
   }
 
-  SweepAxes read_model(const toml::table& root, ModelOptions& options) const {
+  SweepAxes read_model(const toml::table& root, ModelOptions& options, const ModelFamily*& family) const {
     const auto* model = get_table(root, "model");
     if (!model) fail_missing(root, "model", "a [model] table with n_neurons and timesteps");
+    if (const auto* node = model->get("family")) {
+      const auto names = model_family_names();
+      const auto allowed = fmt::format("one of \"{}\"", fmt::join(names, "\", \""));
+      options.family = read_string(*node, "model.family", allowed);
+      if (std::find(names.begin(), names.end(), options.family) == names.end())
+        fail(*node, "model.family", fmt::format("unknown model family; must be {}", allowed));
+      family = find_model_family(options.family);
+      if (family) return read_family_model(*model, *family);
+    }
     check_keys(*model, "model",
                {"n_neurons", "timesteps", "p_connect", "eta", "observed_ratio", "perturb", "nonlinearity",
-                "p_inhibitory", "connectivity_file"});
+                "p_inhibitory", "connectivity_file", "family"});
     if (const auto* node = model->get("nonlinearity")) {
       const auto allowed = fmt::format("one of \"{}\"", fmt::join(kNonlinearityNames, "\", \""));
       const auto name = read_string(*node, "model.nonlinearity", allowed);
@@ -396,6 +417,56 @@ class Reader {
     return axes;
   }
 
+  // [model] of another family: every parameter is an axis (scalar, array or range), absent ones take
+  // their default; each combination must be one the family can run.
+  SweepAxes read_family_model(const toml::table& model, const ModelFamily& family) const {
+    const auto& parameters = family.parameters();
+    for (auto&& [key, node] : model) {
+      if (key.str() == "family") continue;
+      const bool known = std::any_of(parameters.begin(), parameters.end(),
+                                     [&](const ModelParameter& p) { return p.key == key.str(); });
+      if (known) continue;
+      std::vector<std::string_view> keys{"family"};
+      for (const auto& p : parameters) keys.push_back(p.key);
+      fail(node, join_key("model", key.str()),
+           fmt::format("unknown key for model family {}; allowed keys in model: {}", family.name(), fmt::join(keys, ", ")));
+    }
+    SweepAxes axes;
+    for (const ModelParameter& p : parameters) {
+      const auto* node = model.get(p.key);
+      const std::string key = join_key("model", p.key);
+      if (!node) {
+        axes.parameters.push_back({p.fallback});
+        continue;
+      }
+      if (!p.excludes.empty())
+        if (const auto* other = model.get(p.excludes))
+          fail(*other, join_key("model", p.excludes),
+               fmt::format("cannot be combined with model.{} (line {}): give one of them", p.key,
+                           node->source().begin.line));
+      if (p.integer) {
+        const IntRule rule{static_cast<int64_t>(p.lo), static_cast<int64_t>(p.hi), p.allowed};
+        const auto values = read_axis(*node, key, rule);
+        axes.parameters.emplace_back(values.begin(), values.end());
+      } else {
+        const FloatRule rule{p.lo, p.hi, p.lo_open, p.hi_open, p.allowed};
+        axes.parameters.push_back(read_axis(*node, key, rule));
+      }
+    }
+    for (const auto& point : parameter_points(axes.parameters)) {
+      const std::string reason = family.invalid_reason(point);
+      if (reason.empty()) continue;
+      std::vector<std::string> values;
+      for (size_t i = 0; i < point.size(); ++i)
+        if (axes.parameters[i].size() > 1) values.push_back(fmt::format("{} = {}", parameters[i].key, point[i]));
+      throw InputError(fmt::format("{}:{}: [model] (family {}){}: {}", source_, model.source().begin.line,
+                                   family.name(),
+                                   values.empty() ? std::string() : fmt::format(" at {}", fmt::join(values, ", ")),
+                                   reason));
+    }
+    return axes;
+  }
+
   std::vector<uint64_t> read_seeds(const toml::table& root) const {
     const auto* seeds = get_table(root, "seeds");
     int64_t count = 10, start = 0;
@@ -431,15 +502,24 @@ class Reader {
     return values;
   }
 
-  std::vector<EstimatorSpec> read_estimators(const toml::table& root, bool perturb) const {
-    const std::string methods = fmt::format("{}", fmt::join(kMethodNames, ", "));
+  std::vector<EstimatorSpec> read_estimators(const toml::table& root, bool perturb, const ModelFamily* family) const {
+    const std::vector<std::string_view> family_methods =
+        family ? family->methods() : std::vector<std::string_view>(kRateMethodNames.begin(), kRateMethodNames.end());
+    const std::string methods = fmt::format("{}", fmt::join(family_methods, ", "));
     const std::string use_text = fmt::format(
         "a non-empty array of unique estimator labels, e.g. use = [\"correlation\", \"lasso\"]; "
         "methods: {}",
         methods);
     const auto* table = get_table(root, "estimators");
     const auto* use = table ? table->get("use") : nullptr;
+    toml::array default_use;  // another family's own test runs without being named in estimators.use
+    if (!use && family) {
+      default_use.push_back(std::string(family_methods.front()));
+      use = &default_use;
+    }
     if (!use) fail_missing(table ? static_cast<const toml::node&>(*table) : root, "estimators.use", use_text);
+    const toml::table no_options;
+    if (!table) table = &no_options;
     if (!use->is_array() || use->as_array()->empty())
       fail(*use, "estimators.use",
            fmt::format("must be {} (got {})", use_text, use->is_array() ? "an empty array" : type_name(*use)));
@@ -495,6 +575,11 @@ class Reader {
                            methods, path));
         spec.method = *method;
       }
+      if (std::find(family_methods.begin(), family_methods.end(), to_string(spec.method)) == family_methods.end())
+        fail(method_node ? *method_node : array[i], method_node ? path + ".method" : index_key("estimators.use", i),
+             fmt::format("method {} does not apply to model family {}; allowed: {}", to_string(spec.method),
+                         family ? family->name() : "rate", methods));
+      if (spec.method == EstimatorMethod::sta_shuffle) spec.threshold = 0.05;
       if (spec.method == EstimatorMethod::perturbation && !perturb)
         fail(method_node ? *method_node : array[i], method_node ? path + ".method" : index_key("estimators.use", i),
              "method perturbation needs Tutorial 1's perturbation mode: set model.perturb = true");
@@ -524,7 +609,10 @@ class Reader {
         spec.correction = static_cast<Correction>(it - kCorrectionNames.begin());
       }
       if (const auto* node = options->get("threshold"))
-        spec.threshold = read_scalar(*node, path + ".threshold", kThreshold);
+        spec.threshold = read_scalar(*node, path + ".threshold",
+                                     spec.method == EstimatorMethod::sta_shuffle ? kPThreshold : kThreshold);
+      if (const auto* node = options->get("shuffles"))
+        spec.shuffles = static_cast<int>(read_scalar(*node, path + ".shuffles", kShuffles));
       if (const auto* node = options->get("tol")) spec.tol = read_scalar(*node, path + ".tol", kTol);
       if (const auto* node = options->get("max_iter"))
         spec.max_iter = static_cast<int>(read_scalar(*node, path + ".max_iter", kMaxIter));
@@ -573,7 +661,7 @@ class Reader {
     RunOptions run;
     const auto* table = get_table(root, "run");
     if (!table) return run;
-    check_keys(*table, "run", {"backend", "threads", "batch_size", "output"});
+    check_keys(*table, "run", {"backend", "threads", "batch_size", "output", "devices"});
     if (const auto* node = table->get("backend")) {
       const auto allowed = fmt::format("one of \"{}\"", fmt::join(kBackendNames, "\", \""));
       const auto name = read_string(*node, "run.backend", allowed);
@@ -585,6 +673,20 @@ class Reader {
       run.threads = static_cast<int>(read_scalar(*node, "run.threads", kThreads));
     if (const auto* node = table->get("batch_size"))
       run.batch_size = static_cast<int>(read_scalar(*node, "run.batch_size", kBatchSize));
+    if (const auto* node = table->get("devices")) {
+      constexpr IntRule kDevice{0, 1023, "a CUDA device id in [0, 1023]"};
+      if (!node->is_array() || node->as_array()->empty())
+        fail(*node, "run.devices",
+             fmt::format("must be a non-empty array of unique CUDA device ids, e.g. [0, 1] (got {})",
+                         node->is_array() ? "an empty array" : type_name(*node)));
+      const auto& array = *node->as_array();
+      for (size_t i = 0; i < array.size(); ++i) {
+        const int id = static_cast<int>(read_scalar(array[i], index_key("run.devices", i), kDevice));
+        if (std::find(run.devices.begin(), run.devices.end(), id) != run.devices.end())
+          fail(array[i], index_key("run.devices", i), "must be unique");
+        run.devices.push_back(id);
+      }
+    }
     if (const auto* node = table->get("output")) {
       run.output_dir = read_string(*node, "run.output", "a non-empty path (string)");
       if (run.output_dir.empty()) fail(*node, "run.output", "must be a non-empty path (leave it out for the default)");
@@ -714,23 +816,34 @@ nlohmann::json to_json(const SweepConfig& config) {
     } else if (spec.threshold >= 0) {
       e["threshold"] = spec.threshold;
     }
+    if (spec.method == EstimatorMethod::sta_shuffle) e["shuffles"] = spec.shuffles;
     estimators.push_back(std::move(e));
   }
   const auto& axes = config.axes;
+  nlohmann::json model = {{"family", config.model.family}};
+  if (const ModelFamily* family = find_model_family(config.model.family)) {
+    for (size_t i = 0; i < family->parameters().size(); ++i) {
+      nlohmann::json values = nlohmann::json::array();
+      for (double v : axes.parameters[i])  // NaN (derived from another key) has no JSON number
+        values.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v));
+      model[std::string(family->parameters()[i].key)] = std::move(values);
+    }
+  } else {
+    model.update({{"n_neurons", axes.n_neurons},
+                  {"timesteps", axes.timesteps},
+                  {"p_connect", axes.p_connect},
+                  {"eta", axes.eta},
+                  {"observed_ratio", axes.observed_ratio},
+                  {"perturb", axes.perturb},
+                  {"nonlinearity", to_string(config.model.nonlinearity)},
+                  {"p_inhibitory", config.model.p_inhibitory},
+                  {"connectivity_file", config.model.connectivity_file}});
+  }
   return {
       {"name", config.name},
       {"description", config.description},
       {"source_name", config.source_name},
-      {"model",
-       {{"n_neurons", axes.n_neurons},
-        {"timesteps", axes.timesteps},
-        {"p_connect", axes.p_connect},
-        {"eta", axes.eta},
-        {"observed_ratio", axes.observed_ratio},
-        {"perturb", axes.perturb},
-        {"nonlinearity", to_string(config.model.nonlinearity)},
-        {"p_inhibitory", config.model.p_inhibitory},
-        {"connectivity_file", config.model.connectivity_file}}},
+      {"model", std::move(model)},
       {"scores",
        {{"roc_seeds", config.roc_seeds},
         {"keep_matrices", config.keep_matrices == KeepMatrices::all          ? "all"
@@ -742,6 +855,7 @@ nlohmann::json to_json(const SweepConfig& config) {
        {{"backend", to_string(config.run.backend)},
         {"threads", config.run.threads},
         {"batch_size", config.run.batch_size},
+        {"devices", config.run.devices},
         {"output", config.run.output_dir}}},
       {"slurm",
        {{"partition", config.slurm.partition},

@@ -46,7 +46,8 @@ class CpuBackend final : public Backend {
     std::mutex times_mutex;
     auto worker = [&] {
       PhaseTimes local;
-      for (size_t i = next++; i < batch.size(); i = next++) results[i] = run_cpu_network(batch[i], grid, local);
+      for (size_t i = next++; i < batch.size(); i = next++)
+        results[i] = grid.family ? grid.family->run_on_cpu(batch[i], grid, local) : run_cpu_network(batch[i], grid, local);
       const std::lock_guard lock(times_mutex);
       times += local;
     };
@@ -65,20 +66,24 @@ class CpuBackend final : public Backend {
 
 NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, PhaseTimes& times,
                               std::vector<KeptMatrix>* kept) {
-  NetworkResult result;
-  result.network_index = task.index;
-
   auto start = std::chrono::steady_clock::now();
   bool empty = false;
   const Eigen::MatrixXd A = network_connectivity(task, grid.model, empty);
-  if (empty) result.network_flags |= flag_empty_truth;
   times.generate += seconds_since(start);
 
   start = std::chrono::steady_clock::now();
   const NetworkGrams grams = simulate_network(task, A, grid.model.nonlinearity);
-  result.saturated_logits = grams.all.saturated_logits;
-  if (result.saturated_logits > 0) result.network_flags |= flag_saturated_logit;
   times.simulate += seconds_since(start);
+  return score_network(task, grid, A, empty, grams.all, grams.even ? &*grams.even : nullptr, times, kept);
+}
+
+NetworkResult score_network(const NetworkTask& task, const SweepGrid& grid, const Eigen::MatrixXd& A, bool empty,
+                            const Gram& all, const Gram* even, PhaseTimes& times, std::vector<KeptMatrix>* kept) {
+  NetworkResult result;
+  result.network_index = task.index;
+  if (empty) result.network_flags |= flag_empty_truth;
+  result.saturated_logits = all.saturated_logits;
+  if (result.saturated_logits > 0) result.network_flags |= flag_saturated_logit;
 
   const bool keep_roc = std::find(grid.roc_seeds.begin(), grid.roc_seeds.end(), task.seed) != grid.roc_seeds.end();
   for (size_t r = 0; r < grid.observed_ratios.size(); ++r) {
@@ -86,8 +91,8 @@ NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, Ph
     const Eigen::MatrixXd truth = A.topLeftCorner(k, k);
     for (size_t e = 0; e < grid.estimators.size(); ++e) {
       const EstimatorSpec& spec = grid.estimators[e];
-      start = std::chrono::steady_clock::now();
-      const Estimate estimate = run_estimator(spec, grams.all, grams.even ? &*grams.even : nullptr, k, task.eta);
+      auto start = std::chrono::steady_clock::now();
+      const Estimate estimate = run_estimator(spec, all, even, k, task.eta);
       (spec.method == EstimatorMethod::lasso ? times.lasso : times.solve) += seconds_since(start);
 
       start = std::chrono::steady_clock::now();

@@ -5,6 +5,7 @@
 
 #include <Eigen/Dense>
 
+#include "causalsweep/gram.hpp"
 #include "causalsweep/grid.hpp"
 #include "causalsweep/results.hpp"
 
@@ -19,5 +20,11 @@ struct KeptMatrix {
 // `kept`, when given, receives every run's truth and estimate.
 NetworkResult run_cpu_network(const NetworkTask& task, const SweepGrid& grid, PhaseTimes& times,
                               std::vector<KeptMatrix>* kept = nullptr);
+
+// The second half of a network, shared by both backends: estimate and score every observed ratio and
+// estimator from the network's Grams (`even`: perturbation mode's clamped transitions, else null).
+NetworkResult score_network(const NetworkTask& task, const SweepGrid& grid, const Eigen::MatrixXd& A, bool empty,
+                            const Gram& all, const Gram* even, PhaseTimes& times,
+                            std::vector<KeptMatrix>* kept = nullptr);
 
 }  // namespace causalsweep

@@ -309,6 +309,7 @@ Estimate run_estimator(const EstimatorSpec& spec, const Gram& gram, const Gram* 
       e.V = decisions(e.p_value, spec.level, spec.correction);
       return e;
     }
+    case EstimatorMethod::sta_shuffle: break;  // the n_to_1 family's test: config refuses it for rate models
   }
   return all_nan(k, flag_singular, false);
 }

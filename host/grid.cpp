@@ -19,12 +19,28 @@ SweepGrid expand_grid(const SweepConfig& config) {
   grid.model = config.model;
   grid.roc_seeds = config.roc_seeds;
   const SweepAxes& a = config.axes;
+  grid.family = find_model_family(config.model.family);
+  if (grid.family) {
+    // One run per parameter combination and seed; the family has no observed-ratio axis (one slot).
+    grid.observed_ratios = {1.0};
+    for (size_t i = 0; i < a.parameters.size(); ++i)
+      if (a.parameters[i].size() > 1) grid.swept_parameters.push_back(static_cast<int>(i));
+    for (auto& point : parameter_points(a.parameters))
+      for (uint64_t seed : a.seeds) {
+        NetworkTask task;
+        task.index = grid.networks.size();
+        task.seed = seed;
+        task.parameters = point;
+        grid.networks.push_back(std::move(task));
+      }
+    return grid;
+  }
   for (int n : a.n_neurons)
     for (int timesteps : a.timesteps)
       for (double p : a.p_connect)
         for (double eta : a.eta)
           for (uint64_t seed : a.seeds)
-            grid.networks.push_back(NetworkTask{grid.networks.size(), seed, n, timesteps, p, eta, a.perturb});
+            grid.networks.push_back(NetworkTask{grid.networks.size(), seed, n, timesteps, p, eta, a.perturb, {}});
   return grid;
 }
 
@@ -36,6 +52,29 @@ uint64_t network_memory_bytes(int n_neurons, bool perturb) {
   const uint64_t connectivity = n * n * sizeof(double) * 3;  // A, SVD work
   const uint64_t estimators = 8 * n * n * sizeof(double);    // V, standard errors, moment copies
   return (perturb ? 2 : 1) * (gram + tiles) + connectivity + estimators;
+}
+
+uint64_t network_memory_bytes(const NetworkTask& task, const SweepGrid& grid) {
+  return grid.family ? grid.family->memory_bytes(task, grid) : network_memory_bytes(task.n_neurons, task.perturb);
+}
+
+double network_cost(const NetworkTask& task, const SweepGrid& grid) {
+  return grid.family ? grid.family->cost(task, grid) : network_cost(task, grid.estimators, grid.observed_ratios);
+}
+
+std::vector<std::string> network_axis_names(const SweepGrid& grid) {
+  if (!grid.family) return {"n_neurons", "timesteps", "p_connect", "eta"};
+  std::vector<std::string> names;
+  for (int i : grid.swept_parameters) names.emplace_back(grid.family->parameters()[static_cast<size_t>(i)].key);
+  return names;
+}
+
+std::vector<double> network_axis_values(const SweepGrid& grid, const NetworkTask& task) {
+  if (!grid.family)
+    return {static_cast<double>(task.n_neurons), static_cast<double>(task.timesteps), task.p_connect, task.eta};
+  std::vector<double> values;
+  for (int i : grid.swept_parameters) values.push_back(task.parameters[static_cast<size_t>(i)]);
+  return values;
 }
 
 double network_cost(const NetworkTask& task, const std::vector<EstimatorSpec>& estimators,
@@ -59,6 +98,7 @@ double network_cost(const NetworkTask& task, const std::vector<EstimatorSpec>& e
         case EstimatorMethod::iv: cost += 6 * k * k * k; break;
         case EstimatorMethod::granger: cost += 10 * k * k; break;
         case EstimatorMethod::granger_conditional: cost += 2 * k * k * k; break;
+        case EstimatorMethod::sta_shuffle: break;  // n_to_1 only; its family counts its cost
       }
     }
   }

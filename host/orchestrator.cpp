@@ -53,8 +53,8 @@ SweepPlan plan_sweep(const SweepConfig& config, const SweepGrid& grid, int threa
 
   uint64_t largest_network = 0;
   for (const NetworkTask& t : grid.networks) {
-    largest_network = std::max(largest_network, network_memory_bytes(t.n_neurons, t.perturb));
-    plan.cost += network_cost(t, grid.estimators, grid.observed_ratios);
+    largest_network = std::max(largest_network, network_memory_bytes(t, grid));
+    plan.cost += network_cost(t, grid);
   }
   const uint64_t working = largest_network * static_cast<uint64_t>(std::min<uint64_t>(plan.threads, plan.networks));
   const uint64_t results = plan.runs * grid.estimators.size() * sizeof(RunResult) + plan.result_rows * 160;
@@ -70,7 +70,8 @@ SweepPlan plan_sweep(const SweepConfig& config, const SweepGrid& grid, int threa
         config.source_name, human_bytes(static_cast<double>(plan.memory_bytes)), human_bytes(static_cast<double>(working)),
         std::min<uint64_t>(plan.threads, plan.networks), human_bytes(static_cast<double>(results)), plan.result_rows,
         human_bytes(static_cast<double>(plan.memory_available)),
-        networks_too_big ? "reduce key 'model.n_neurons' or 'run.threads'"
+        networks_too_big ? (grid.family ? "reduce key 'model.duration_s' or 'run.threads'"
+                                        : "reduce key 'model.n_neurons' or 'run.threads'")
                          : "reduce the grid (keys 'seeds.count', 'model.*' lists, 'estimators.use') or split it"));
   }
   return plan;
@@ -79,14 +80,14 @@ SweepPlan plan_sweep(const SweepConfig& config, const SweepGrid& grid, int threa
 void run_batches(std::span<const NetworkTask> tasks, const SweepGrid& grid, const SweepPlan& plan, Backend& backend,
                  Progress& progress, const BatchSink& sink) {
   double total_cost = 0;
-  for (const NetworkTask& t : tasks) total_cost += network_cost(t, grid.estimators, grid.observed_ratios);
+  for (const NetworkTask& t : tasks) total_cost += network_cost(t, grid);
   progress.start(tasks.size(), total_cost);
   for (size_t begin = 0; begin < tasks.size(); begin += static_cast<size_t>(plan.batch_size)) {
     const auto batch = tasks.subspan(begin, std::min(tasks.size() - begin, static_cast<size_t>(plan.batch_size)));
     PhaseTimes times;
     std::vector<NetworkResult> results = backend.run_batch(batch, grid, times);
     double cost = 0;
-    for (const NetworkTask& t : batch) cost += network_cost(t, grid.estimators, grid.observed_ratios);
+    for (const NetworkTask& t : batch) cost += network_cost(t, grid);
     sink(std::move(results), times);
     progress.advance(batch.size(), cost);
   }

@@ -85,7 +85,29 @@ void write_file_durably(const fs::path& path, const std::string& content) {
   if (!ok) throw InputError(fmt::format("cannot write '{}': {}", path.string(), std::strerror(error)));
 }
 
+// Another model family's runs: its swept parameters are the axis columns; no observed ratio.
+std::string family_runs_csv(const SweepGrid& grid, const SweepOutcome& outcome) {
+  std::string csv = "network,seed,";
+  for (const std::string& name : network_axis_names(grid)) csv += name + ",";
+  csv += "estimator,method,score,value,flags\n";
+  auto out = std::back_inserter(csv);
+  for (const NetworkResult& r : outcome.results) {
+    const NetworkTask& t = grid.networks[r.network_index];
+    std::string axes;
+    for (double v : network_axis_values(grid, t)) axes += number(v) + ",";
+    for (const RunResult& run : r.runs) {
+      const EstimatorSpec& e = grid.estimators[static_cast<size_t>(run.estimator_index)];
+      for (int s = 0; s < score_count; ++s)
+        if (run.has(s))
+          fmt::format_to(out, "{},{},{}{},{},{},{},{}\n", t.index, t.seed, axes, e.label, to_string(e.method),
+                         score_names[s], number(run.score[s]), flags_to_string(run.flags));
+    }
+  }
+  return csv;
+}
+
 std::string runs_csv(const SweepGrid& grid, const SweepOutcome& outcome) {
+  if (grid.family) return family_runs_csv(grid, outcome);
   std::string csv =
       "network,seed,n_neurons,timesteps,p_connect,eta,perturb,observed_ratio,observed,estimator,method,score,value,"
       "flags\n";
@@ -106,6 +128,20 @@ std::string runs_csv(const SweepGrid& grid, const SweepOutcome& outcome) {
 }
 
 std::string curves_csv(const SweepGrid& grid, const SweepOutcome& outcome) {
+  if (grid.family) {
+    std::string csv;
+    for (const std::string& name : network_axis_names(grid)) csv += name + ",";
+    csv += "estimator,method,score,count,nan_count,mean,std,sem,ci95_low,ci95_high\n";
+    auto out = std::back_inserter(csv);
+    for (const CurvePoint& c : outcome.curves) {
+      const EstimatorSpec& e = grid.estimators[static_cast<size_t>(c.estimator_index)];
+      for (double v : c.parameters) fmt::format_to(out, "{},", number(v));
+      fmt::format_to(out, "{},{},{},{},{},{},{},{},{},{}\n", e.label, to_string(e.method), score_names[c.score_index],
+                     c.count, c.nan_count, number(c.mean), number(c.std), number(c.sem), number(c.ci_low),
+                     number(c.ci_high));
+    }
+    return csv;
+  }
   std::string csv =
       "n_neurons,timesteps,p_connect,eta,observed_ratio,estimator,method,score,count,nan_count,mean,std,sem,ci95_low,"
       "ci95_high\n";

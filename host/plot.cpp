@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "causalsweep/config.hpp"  // InputError
+#include "causalsweep/model_family.hpp"
 #include "summary.hpp"
 
 namespace causalsweep::plot {
@@ -37,6 +38,11 @@ std::string score_label(const std::string& score) {
       {"tpr", "true positive rate (detected / connected)"},
       {"fpr", "false positive rate (detected / unconnected)"},
       {"first_stage_f", "first-stage F (weakest regressor)"},
+      {"tpr_exc", "excitatory inputs detected"},
+      {"tpr_inh", "inhibitory inputs detected"},
+      {"auc_exc", "AUC, excitatory vs unconnected"},
+      {"auc_inh", "AUC, inhibitory vs unconnected"},
+      {"output_rate", "output firing rate (Hz)"},
   };
   const auto it = labels.find(score);
   return it == labels.end() ? score : it->second;
@@ -44,7 +50,9 @@ std::string score_label(const std::string& score) {
 
 // The values a score can take: a std band is drawn within them (an AUC band never passes 1).
 std::pair<double, double> score_range(const std::string& score) {
-  if (score == "auc" || score == "tpr" || score == "fpr") return {0.0, 1.0};
+  static const std::set<std::string> rates{"auc", "tpr", "fpr", "tpr_exc", "tpr_inh", "auc_exc", "auc_inh"};
+  if (rates.count(score)) return {0.0, 1.0};
+  if (score == "output_rate") return {0.0, INFINITY};
   if (score == "corr_with_truth") return {-1.0, 1.0};
   return {-INFINITY, INFINITY};
 }
@@ -58,7 +66,12 @@ std::string axis_label(const std::string& axis) {
       {"p_connect", "connection probability p"},
   };
   const auto it = labels.find(axis);
-  return it == labels.end() ? axis : it->second;
+  if (it != labels.end()) return it->second;
+  for (const auto name : model_family_names())  // another family's parameter: its own description
+    if (const ModelFamily* family = find_model_family(name))
+      for (const ModelParameter& p : family->parameters())
+        if (p.key == axis) return std::string(p.description);
+  return axis;
 }
 
 std::string axis_short(const std::string& axis) {
@@ -598,10 +611,24 @@ std::string run_context(const RunData& d, const std::string& network, const std:
       if (d.axes[a].name != "observed_ratio")
         parts.push_back(fmt::format("{} = {}", axis_short(d.axes[a].name),
                                     pretty(row[static_cast<size_t>(d.runs_axis[a])])));
-    parts.push_back(fmt::format("k = {} observed", observed));
+    if (!observed.empty()) parts.push_back(fmt::format("k = {} observed", observed));
     return fmt::format("{}", fmt::join(parts, ", "));
   }
-  return fmt::format("network {}, k = {} observed", network, observed);
+  return observed.empty() ? fmt::format("network {}", network) : fmt::format("network {}, k = {} observed", network, observed);
+}
+
+// The run's own AUC from runs.csv (the n_to_1 family's step rule differs from trapezoids), if there.
+std::optional<double> run_auc(const RunData& d, const std::string& network, const std::string& observed,
+                              const std::string& estimator) {
+  const auto it = d.runs_rows.find({"auc", estimator});
+  if (it == d.runs_rows.end()) return std::nullopt;
+  for (size_t r : it->second) {
+    const auto& row = d.runs.rows[r];
+    if (normalized(row[static_cast<size_t>(d.runs_network)]) != network) continue;
+    if (d.runs_observed >= 0 && normalized(row[static_cast<size_t>(d.runs_observed)]) != observed) continue;
+    return to_number(row[static_cast<size_t>(d.runs_value)]);
+  }
+  return std::nullopt;
 }
 
 struct RunKey {
@@ -622,11 +649,17 @@ void roc_figures(const RunData& d, Figures& out) {
   const fs::path path = d.dir / "roc.csv";
   if (!fs::exists(path)) return;
   const CsvTable t = read_csv(path.string());
-  const int network = t.require("network"), observed = t.require("observed"), estimator = t.require("estimator"),
-            fpr = t.require("fpr"), tpr = t.require("tpr"), threshold = t.column("threshold");
+  // observed: the rate model's k; model families without an observed ratio have no such column.
+  const int network = t.require("network"), observed = t.column("observed"), estimator = t.require("estimator"),
+            fpr = t.require("fpr"), tpr = t.require("tpr"), threshold = t.column("threshold"), method = t.column("method");
+  const auto observed_of = [&](size_t r) {
+    return observed >= 0 ? normalized(t.rows[r][static_cast<size_t>(observed)]) : std::string();
+  };
+  bool by_p_value = false;  // the n_to_1 family's shuffle test ranks inputs by p-value
   std::vector<RunKey> keys;
   for (size_t r = 0; r < t.rows.size(); ++r) {
-    const RunKey key{normalized(t.rows[r][static_cast<size_t>(network)]), normalized(t.rows[r][static_cast<size_t>(observed)])};
+    if (method >= 0 && t.rows[r][static_cast<size_t>(method)] == "sta_shuffle") by_p_value = true;
+    const RunKey key{normalized(t.rows[r][static_cast<size_t>(network)]), observed_of(r)};
     if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
     for (int c : {fpr, tpr}) {
       const double v = t.number(r, c);
@@ -640,18 +673,20 @@ void roc_figures(const RunData& d, Figures& out) {
     keys.resize(kMaxRunFigures);
   }
   for (const RunKey& key : keys) {
-    const std::string name = file_safe(fmt::format("roc_net{}_k{}", key.network, key.observed));
+    const std::string name = file_safe(key.observed.empty() ? fmt::format("roc_net{}", key.network)
+                                                            : fmt::format("roc_net{}_k{}", key.network, key.observed));
     std::vector<std::string> estimators;
     std::map<std::string, std::vector<size_t>> rows;
     for (size_t r = 0; r < t.rows.size(); ++r) {
-      if (normalized(t.rows[r][static_cast<size_t>(network)]) != key.network ||
-          normalized(t.rows[r][static_cast<size_t>(observed)]) != key.observed)
+      if (normalized(t.rows[r][static_cast<size_t>(network)]) != key.network || observed_of(r) != key.observed)
         continue;
       const std::string& e = t.rows[r][static_cast<size_t>(estimator)];
       if (!rows.count(e)) estimators.push_back(e);
       rows[e].push_back(r);
     }
-    std::string data = fmt::format("# ROC of network {}, {} observed neurons, from roc.csv\n", key.network, key.observed);
+    std::string data = key.observed.empty()
+                           ? fmt::format("# ROC of network {}, from roc.csv\n", key.network)
+                           : fmt::format("# ROC of network {}, {} observed neurons, from roc.csv\n", key.network, key.observed);
     std::vector<std::string> plots{"x with lines lc rgb '#888888' dt 3 lw 1 title 'chance (AUC 0.5)'"};
     int block = 0;
     for (const std::string& e : estimators) {
@@ -664,7 +699,9 @@ void roc_figures(const RunData& d, Figures& out) {
       std::vector<size_t> order(points.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
       std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return points[a] < points[b]; });
-      const double auc = trapezoid_auc(points);
+      // The rate model's AUC is the trapezoid area of its full ROC; the shuffle test's is its step rule.
+      const double auc = by_p_value ? run_auc(d, key.network, key.observed, e).value_or(trapezoid_auc(points))
+                                    : trapezoid_auc(points);
       data += fmt::format("\n\n# estimator: {} (AUC {:.3f})\n# fpr tpr threshold\n", e, auc);
       for (size_t i : order) data += fmt::format("{} {} {}\n", num(points[i].first), num(points[i].second), num(thresholds[i]));
       const size_t lt = std::find(d.estimators.begin(), d.estimators.end(), e) - d.estimators.begin() + 1;
@@ -680,7 +717,9 @@ void roc_figures(const RunData& d, Figures& out) {
                     "set xlabel 'false positive rate (detected / unconnected)'\n"
                     "set ylabel 'true positive rate (detected / connected)'\n"
                     "set key inside right bottom box opaque\nset xtics 0.2\nset ytics 0.2\n",
-                    gp_string({"ROC curves: |V| ranking the true connections A != 0", context}));
+                    gp_string({by_p_value ? "ROC curves: p-values ranking the connected inputs"
+                                          : "ROC curves: |V| ranking the true connections A != 0",
+                               context}));
     out.write(name + ".dat", data);
     out.add(figure, settings, "  plot " + fmt::format("{}", fmt::join(plots, ", \\\n    ")), 760, 640);
   }

@@ -23,15 +23,15 @@ PhaseTimes& PhaseTimes::operator+=(const PhaseTimes& o) {
 
 std::vector<CurvePoint> reduce_curves(const SweepGrid& grid, const std::vector<NetworkResult>& results) {
   // Key: the network's axes without the seed, then ratio, estimator, score (the grid's order).
-  using Key = std::tuple<int, int, double, double, int, int, int>;
+  using Key = std::tuple<std::vector<double>, int, int, int>;
   std::map<Key, std::vector<double>> groups;
   std::vector<Key> order;
   for (const NetworkResult& r : results) {
-    const NetworkTask& t = grid.networks[r.network_index];
+    const std::vector<double> axes = network_axis_values(grid, grid.networks[r.network_index]);
     for (const RunResult& run : r.runs)
       for (int s = 0; s < score_count; ++s) {
         if (!run.has(s)) continue;  // the score does not apply to this estimator: no curve row
-        const Key key{t.n_neurons, t.timesteps, t.p_connect, t.eta, run.ratio_index, run.estimator_index, s};
+        const Key key{axes, run.ratio_index, run.estimator_index, s};
         auto [it, inserted] = groups.try_emplace(key);
         if (inserted) order.push_back(key);
         it->second.push_back(run.score[s]);
@@ -43,8 +43,18 @@ std::vector<CurvePoint> reduce_curves(const SweepGrid& grid, const std::vector<N
   for (const Key& key : order) {
     const std::vector<double>& values = groups[key];
     CurvePoint c;
-    std::tie(c.n_neurons, c.timesteps, c.p_connect, c.eta, std::ignore, c.estimator_index, c.score_index) = key;
-    c.observed_ratio = grid.observed_ratios[static_cast<size_t>(std::get<4>(key))];
+    const std::vector<double>& axes = std::get<0>(key);
+    if (grid.family) {
+      c.parameters = axes;
+    } else {
+      c.n_neurons = static_cast<int>(axes[0]);
+      c.timesteps = static_cast<int>(axes[1]);
+      c.p_connect = axes[2];
+      c.eta = axes[3];
+    }
+    c.observed_ratio = grid.observed_ratios[static_cast<size_t>(std::get<1>(key))];
+    c.estimator_index = std::get<2>(key);
+    c.score_index = std::get<3>(key);
     double sum = 0;
     for (double v : values) {
       if (std::isnan(v)) {
@@ -82,6 +92,24 @@ std::string roc_csv(const SweepGrid& grid, const std::vector<NetworkResult>& res
     if (text.find_first_of(".en") == std::string::npos) text += ".0";
     return text;
   };
+  if (grid.family) {  // another model family: its swept parameters, no observed ratio
+    std::string csv = "network,seed,";
+    for (const std::string& name : network_axis_names(grid)) csv += name + ",";
+    csv += "estimator,method,point,fpr,tpr,threshold\n";
+    auto out = std::back_inserter(csv);
+    for (const NetworkResult& r : results) {
+      const NetworkTask& t = grid.networks[r.network_index];
+      std::string axes;
+      for (double v : network_axis_values(grid, t)) axes += number(v) + ",";
+      for (const RunResult& run : r.runs) {
+        const EstimatorSpec& e = grid.estimators[static_cast<size_t>(run.estimator_index)];
+        for (size_t p = 0; p < run.roc.size(); ++p)
+          fmt::format_to(out, "{},{},{}{},{},{},{},{},{}\n", t.index, t.seed, axes, e.label, to_string(e.method), p,
+                         number(run.roc[p].fpr), number(run.roc[p].tpr), number(run.roc[p].threshold));
+      }
+    }
+    return csv;
+  }
   std::string csv =
       "network,seed,n_neurons,timesteps,p_connect,eta,observed_ratio,observed,estimator,method,point,fpr,tpr,"
       "threshold\n";

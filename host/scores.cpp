@@ -16,7 +16,7 @@ std::string flags_to_string(uint32_t flags) {
   static constexpr const char* names[] = {"singular",       "unidentified",       "saturated_logit",
                                           "empty_truth",    "constant_truth",     "constant_estimate",
                                           "not_converged",  "one_class",          "too_few_samples",
-                                          "constant_regressor"};
+                                          "constant_regressor", "empty_class",        "no_windows"};
   std::string out;
   for (uint32_t bit = 0; bit < std::size(names); ++bit) {
     if (!(flags & (1u << bit))) continue;
@@ -135,6 +135,7 @@ Eigen::MatrixXd declared(const Estimate& estimate, const EstimatorSpec& spec) {
         return std::isnan(v) ? std::numeric_limits<double>::quiet_NaN() : (std::abs(v) > threshold ? 1.0 : 0.0);
       });
     }
+    case EstimatorMethod::sta_shuffle: break;  // n_to_1 scores its own runs (family_n_to_1.cpp)
   }
   return {};
 }

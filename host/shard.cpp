@@ -65,7 +65,7 @@ std::vector<std::vector<uint64_t>> assign_shards(const SweepGrid& grid, int coun
   std::vector<std::pair<double, uint64_t>> by_cost;
   by_cost.reserve(grid.networks.size());
   for (const NetworkTask& t : grid.networks)
-    by_cost.emplace_back(network_cost(t, grid.estimators, grid.observed_ratios), t.index);
+    by_cost.emplace_back(network_cost(t, grid), t.index);
   std::stable_sort(by_cost.begin(), by_cost.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   // Min-heap of (load, shard): the next most expensive network goes to the least loaded shard.
   using Load = std::pair<double, int>;

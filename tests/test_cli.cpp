@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "causalsweep/cuda_devices.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -89,7 +91,8 @@ TEST(Cli, RunWritesTidyOutputsAtomically) {
 
   const auto manifest = nlohmann::json::parse(read(out / "manifest.json"));
   EXPECT_EQ(manifest["grid"]["networks"], 12);
-  EXPECT_EQ(manifest["backend"]["name"], "cpu");
+  // The default backend is auto: the GPU where one is usable (a device machine), else the CPU.
+  EXPECT_EQ(manifest["backend"]["name"], causalsweep::query_cuda_devices().count > 0 ? "cuda" : "cpu");
   EXPECT_GT(manifest["seconds"]["wall"].get<double>(), 0.0);
   EXPECT_EQ(manifest["config"]["name"], "cli-test");
   EXPECT_TRUE(manifest.contains("git_commit"));
@@ -161,6 +164,7 @@ TEST(Cli, UnwritableOutputAndUnavailableBackendExitTwo) {
   const fs::path config = write_config(dir, small_sweep);
   const auto unwritable = run_cli("run " + config.string() + " -o /proc/causalsweep/out", dir);
   EXPECT_EQ(unwritable.exit_code, 2) << unwritable.output;
+  if (causalsweep::query_cuda_devices().count > 0) GTEST_SKIP() << "a GPU is visible: --backend cuda is available here";
   const auto cuda = run_cli("run " + config.string() + " --backend cuda -o " + (dir / "o").string(), dir);
   EXPECT_EQ(cuda.exit_code, 2) << cuda.output;
   EXPECT_NE(cuda.output.find("--backend cuda"), std::string::npos);

@@ -99,6 +99,17 @@ TEST(Config, DefaultConfig) {
   EXPECT_TRUE(config.run.output_dir.empty());
 }
 
+TEST(Config, RunDevicesListsCudaDeviceIds) {
+  EXPECT_TRUE(parse_config(base(), "test.toml").run.devices.empty());  // every visible device
+  EXPECT_EQ(parse_config(base({"[run]", "devices = [1, 0]"}), "test.toml").run.devices, (std::vector<int>{1, 0}));
+  expect_error(base({"[run]", "devices = []"}),
+               {"test.toml:7: key 'run.devices' has value []: must be a non-empty array of unique CUDA device ids"});
+  expect_error(base({"[run]", "devices = 0"}), {"test.toml:7: key 'run.devices'", "(got an integer)"});
+  expect_error(base({"[run]", "devices = [0, 0]"}), {"test.toml:7: key 'run.devices[1]' has value 0: must be unique"});
+  expect_error(base({"[run]", "devices = [-1]"}),
+               {"test.toml:7: key 'run.devices[0]' has value -1: must be a CUDA device id in [0, 1023]"});
+}
+
 TEST(Config, DefaultFileIsByteIdenticalToEmbedded) {
   EXPECT_EQ(read_file(kSourceDir / "configs" / "default.toml"), default_config_toml());
 }
@@ -316,7 +327,10 @@ TEST(Config, ToJsonIsTheResolvedConfig) {
                                                    {"tol", 1e-4},
                                                    {"max_iter", 1000},
                                                    {"solver", "active_set"}}));
-  EXPECT_EQ(json["run"], (nlohmann::json{{"backend", "auto"}, {"threads", 2}, {"batch_size", 0}, {"output", ""}}));
+  EXPECT_EQ(json["run"], (nlohmann::json{
+                             {"backend", "auto"}, {"threads", 2}, {"batch_size", 0}, {"devices", nlohmann::json::array()},
+                             {"output", ""}}));
+  EXPECT_EQ(json["model"]["family"], "rate");
 }
 
 TEST(Config, LoadConfigFromFile) {

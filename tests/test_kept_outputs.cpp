@@ -48,7 +48,7 @@ keep_matrices = "first_seed"
 roc_seeds = [5]
 )";
   const fs::path out = dir / "run";
-  const std::string run = std::string(CAUSALSWEEP_BINARY) + " run " + (dir / "kept.toml").string() + " -q --no-report -o " +
+  const std::string run = std::string(CAUSALSWEEP_BINARY) + " run " + (dir / "kept.toml").string() + " -q --no-report --backend cpu -o " +
                           out.string() + " > " + (dir / "log").string() + " 2>&1";
   ASSERT_EQ(std::system(run.c_str()), 0);
 

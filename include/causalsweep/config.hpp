@@ -28,7 +28,9 @@ enum class LassoSolver {
 
 std::string_view to_string(LassoSolver solver);
 
-enum class EstimatorMethod { correlation, perturbation, ols, lasso, iv, granger, granger_conditional };
+// sta_shuffle is the n_to_1 family's connection test (spike-triggered averages against ISI-shuffled
+// surrogates); the others belong to the rate model.
+enum class EstimatorMethod { correlation, perturbation, ols, lasso, iv, granger, granger_conditional, sta_shuffle };
 
 // Multiple-comparison correction of the decisions over one run's k x k tests.
 enum class Correction { none, bonferroni, bh };
@@ -53,7 +55,8 @@ struct EstimatorSpec {
   // (lasso: 0, its selection; correlation and perturbation: no decisions unless a threshold is given).
   double level = 0.05;
   Correction correction = Correction::none;
-  double threshold = -1;   // < 0: the method's default (see above)
+  double threshold = -1;   // < 0: the method's default (see above); sta_shuffle: declared where p <= threshold
+  int shuffles = 100;      // sta_shuffle: ISI-shuffled surrogates per input
 };
 
 // The swept model axes. Every list is non-empty; the sweep is their Cartesian product with seeds.
@@ -65,10 +68,14 @@ struct SweepAxes {
   std::vector<double> observed_ratio;  // fraction of neurons observed, in (0, 1]
   std::vector<uint64_t> seeds;
   bool perturb = false;                // Tutorial 1's perturbation mode (clamp x at every even t)
+  // Other model families (model_family.hpp): the values of each of the family's parameters, in
+  // its order and the key's unit. The rate model's lists above are then unused (seeds aside).
+  std::vector<std::vector<double>> parameters;
 };
 
 // Model settings that are not swept axes.
 struct ModelOptions {
+  std::string family = "rate";         // [model] family: "rate" (built in) or a ModelFamily's name
   Nonlinearity nonlinearity = Nonlinearity::sigmoid;
   double p_inhibitory = 0;             // fraction of A0's connections made negative (before scaling)
   std::string connectivity_file;       // CSV n x n used as A instead of a random one (empty: random)
@@ -86,6 +93,7 @@ struct RunOptions {
   BackendKind backend = BackendKind::auto_select;
   int threads = 0;           // 0: all cores
   int batch_size = 0;        // networks per batch, 0: chosen automatically; never changes results
+  std::vector<int> devices;  // CUDA devices the cuda backend uses (empty: every visible one)
   std::string output_dir;    // empty: causalsweep-out/<name>-<UTC timestamp>
 };
 

@@ -18,6 +18,8 @@ enum Flag : uint32_t {
   flag_one_class = 1u << 7,           // AUC undefined: the observed block has no (non-)connections
   flag_too_few_samples = 1u << 8,     // fewer transitions than parameters
   flag_constant_regressor = 1u << 9,  // an observed neuron (or its logit) never varied
+  flag_empty_class = 1u << 10,        // n_to_1: a rate's denominator is empty (e.g. no connected inhibitory input)
+  flag_no_windows = 1u << 11,         // n_to_1: an input had no spike-triggered window; its p-value is NaN
 };
 
 // "singular|unidentified", or "" for no flags.

@@ -19,6 +19,10 @@ enum class Purpose : uint32_t {
   connectivity = 1,  // row i of A0: block b holds columns 4b .. 4b+3
   dynamics = 2,      // neuron i: block b holds time indices 2b and 2b+1
   inhibitory = 3,    // row i of A0's signs: block b, word c is column 4b + c (Bernoulli(p_inhibitory))
+  // The n_to_1 spiking model (causalsweep/n_to_1.hpp):
+  spike_intervals = 4,  // input i: block b, word c is the (4b + c)-th inter-spike interval
+  imaging_noise = 5,    // index 0: block b holds the noise of samples 4b .. 4b+3 (two Box-Muller pairs)
+  shuffles = 6,         // input i, surrogate s (index i * 65536 + s): the words of its ISI permutation, in order
 };
 
 // Subsequence = purpose in the high 32 bits, neuron (or row) in the low 32 bits.

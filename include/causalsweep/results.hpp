@@ -10,9 +10,14 @@ namespace causalsweep {
 
 // Every score a run can have. A run carries only those that apply to its estimator (see
 // RunResult::has): tpr and fpr need decisions, first_stage_f belongs to iv. Outputs skip the others.
-enum ScoreIndex : int { score_corr_with_truth, score_auc, score_tpr, score_fpr, score_first_stage_f };
-inline constexpr const char* score_names[] = {"corr_with_truth", "auc", "tpr", "fpr", "first_stage_f"};
-inline constexpr int score_count = 5;
+// The n_to_1 family's connection test has TPR per class, AUCs by its step rule and the neuron's rate.
+enum ScoreIndex : int {
+  score_corr_with_truth, score_auc, score_tpr, score_fpr, score_first_stage_f,
+  score_tpr_exc, score_tpr_inh, score_auc_exc, score_auc_inh, score_output_rate,
+};
+inline constexpr const char* score_names[] = {"corr_with_truth", "auc",     "tpr",     "fpr",     "first_stage_f",
+                                              "tpr_exc",         "tpr_inh", "auc_exc", "auc_inh", "output_rate"};
+inline constexpr int score_count = 10;
 
 // One point of a ROC curve (scikit-learn's roc_curve without dropping intermediate points).
 struct RocPoint {
@@ -24,7 +29,7 @@ struct RunResult {
   int ratio_index = 0;
   int observed = 0;       // k
   int estimator_index = 0;
-  double score[score_count] = {0, 0, 0, 0, 0};
+  double score[score_count] = {};
   uint32_t scored = 0b11;  // bit s: score s applies to this run (corr_with_truth and auc always do)
   uint32_t flags = 0;     // estimator, score and network flags together
   std::vector<RocPoint> roc;  // only for the runs whose seed is in the config's scores.roc_seeds
@@ -47,6 +52,7 @@ struct PhaseTimes {
 
 // One point of a curve: runs grouped by every axis but the seed.
 struct CurvePoint {
+  std::vector<double> parameters;  // other model families: the swept parameters (rate fields unused)
   int n_neurons = 0, timesteps = 0;
   double p_connect = 0, eta = 0, observed_ratio = 0;
   int estimator_index = 0, score_index = 0;

@@ -1,0 +1,188 @@
+// GPU timings of the CUDA backend (needs a CUDA device; prints one JSON object per measurement).
+//   bench_cuda kernel NETWORKS N T     the simulation + Gram kernel alone (CUDA events), with its
+//                                      counted multiply-adds and global-memory bytes
+//   bench_cuda table                   the kernel for n in {20, 50, 100, 200, 500} x T in {1e3, 1e4, 1e5}
+//   bench_cuda backend NETWORKS N T [HOST_THREADS]
+//                                      workload W end to end through the backend (A on the host, kernel,
+//                                      correlation + lasso + ols + iv at 5 observed ratios, scores)
+// Peak rates for the roofline: CS_PEAK_FMA_PER_S (default 16.75e12: the H100 SXM's plain FP64 units,
+// 33.5 TFLOPS, which this kernel uses; its FP64 tensor cores would double that) and
+// CS_PEAK_BYTES_PER_S (default 3.35e12, H100 SXM HBM3; H200: 4.8e12).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "causalsweep/backend.hpp"
+#include "cuda_check.cuh"
+#include "cuda_kernels.hpp"
+#include "engine.hpp"
+
+namespace cs = causalsweep;
+namespace cuda = causalsweep::cuda;
+
+namespace {
+
+double env_or(const char* name, double fallback) {
+  const char* value = std::getenv(name);
+  return value ? std::atof(value) : fallback;
+}
+
+// Multiply-adds the kernel must do per network: per transition the Gram's lower ww, wu and uu, and A x.
+double counted_fma(int n, int timesteps) {
+  const double p = 2.0 * n + 1, q = 2.0 * n;
+  return (timesteps - 1.0) * (p * (p + 1) / 2 + p * q + q + static_cast<double>(n) * n);
+}
+
+// Global-memory bytes per network as this kernel moves them: the Gram read and written once per
+// tile, A read every step when it is not in shared memory, the tile when it is not either.
+double counted_bytes(const cuda::SimulationLayout& l, int timesteps) {
+  const double tiles = std::ceil((timesteps - 1.0) / l.tile);
+  const double gram = static_cast<double>(cuda::gram_doubles(l.n)) * 8;
+  double bytes = tiles * 2 * gram + static_cast<double>(l.n) * l.n * 8;
+  if (!l.a_in_shared) bytes += (timesteps - 1.0) * l.n * l.n * 8;
+  if (!l.tile_in_shared) bytes += (timesteps - 1.0) * (l.w_stride + l.u_stride) * 8 * 2;
+  return bytes;
+}
+
+nlohmann::json time_kernel(int networks, int n, int timesteps) {
+  const cuda::SimulationLayout layout = cuda::plan_simulation_layout(n, cuda::shared_memory_limit(0));
+  const size_t nn = static_cast<size_t>(n) * n, size = cuda::gram_doubles(n);
+  // A of a few seeds, repeated: the kernel's time does not depend on which A it is.
+  std::vector<double> connectivity(static_cast<size_t>(networks) * nn);
+  const int distinct = std::min(networks, 16);
+  for (int i = 0; i < distinct; ++i) {
+    bool empty = false;
+    const Eigen::MatrixXd A = cs::generate_connectivity(static_cast<uint64_t>(i), n, 0.1, empty);
+    for (int k = i; k < networks; k += distinct) std::copy(A.data(), A.data() + nn, connectivity.begin() + static_cast<std::ptrdiff_t>(k * nn));
+  }
+  std::vector<uint64_t> seeds(static_cast<size_t>(networks));
+  for (int i = 0; i < networks; ++i) seeds[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
+  const std::vector<double> etas(static_cast<size_t>(networks), 2.0);
+  const std::vector<int> steps(static_cast<size_t>(networks), timesteps);
+
+  void *d_connectivity, *d_seeds, *d_etas, *d_steps, *d_grams, *d_saturated, *d_scratch;
+  CS_CUDA_CHECK(cudaMalloc(&d_connectivity, connectivity.size() * 8));
+  CS_CUDA_CHECK(cudaMalloc(&d_seeds, seeds.size() * 8));
+  CS_CUDA_CHECK(cudaMalloc(&d_etas, etas.size() * 8));
+  CS_CUDA_CHECK(cudaMalloc(&d_steps, steps.size() * 4));
+  CS_CUDA_CHECK(cudaMalloc(&d_grams, static_cast<size_t>(networks) * size * 8));
+  CS_CUDA_CHECK(cudaMalloc(&d_saturated, static_cast<size_t>(networks) * 16));
+  CS_CUDA_CHECK(cudaMalloc(&d_scratch, std::max<size_t>(1, static_cast<size_t>(networks) * layout.scratch_doubles * 8)));
+  CS_CUDA_CHECK(cudaMemcpy(d_connectivity, connectivity.data(), connectivity.size() * 8, cudaMemcpyHostToDevice));
+  CS_CUDA_CHECK(cudaMemcpy(d_seeds, seeds.data(), seeds.size() * 8, cudaMemcpyHostToDevice));
+  CS_CUDA_CHECK(cudaMemcpy(d_etas, etas.data(), etas.size() * 8, cudaMemcpyHostToDevice));
+  CS_CUDA_CHECK(cudaMemcpy(d_steps, steps.data(), steps.size() * 4, cudaMemcpyHostToDevice));
+
+  cuda::SimulationBatch batch;
+  batch.networks = networks;
+  batch.seeds = static_cast<const uint64_t*>(d_seeds);
+  batch.etas = static_cast<const double*>(d_etas);
+  batch.timesteps = static_cast<const int*>(d_steps);
+  batch.connectivity = static_cast<const double*>(d_connectivity);
+  batch.grams = static_cast<double*>(d_grams);
+  batch.saturated = static_cast<unsigned long long*>(d_saturated);
+  batch.scratch = static_cast<double*>(d_scratch);
+
+  cudaEvent_t start, stop;
+  CS_CUDA_CHECK(cudaEventCreate(&start));
+  CS_CUDA_CHECK(cudaEventCreate(&stop));
+  cuda::SimulationBatch warmup = batch;
+  warmup.networks = std::min(networks, 8);
+  cuda::launch_simulation(layout, warmup, nullptr);
+  CS_CUDA_CHECK(cudaEventRecord(start, nullptr));
+  cuda::launch_simulation(layout, batch, nullptr);
+  CS_CUDA_CHECK(cudaEventRecord(stop, nullptr));
+  CS_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0;
+  CS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  for (void* p : {d_connectivity, d_seeds, d_etas, d_steps, d_grams, d_saturated, d_scratch}) CS_CUDA_CHECK(cudaFree(p));
+  CS_CUDA_CHECK(cudaEventDestroy(start));
+  CS_CUDA_CHECK(cudaEventDestroy(stop));
+
+  const double seconds = ms / 1000.0;
+  const double fma = networks * counted_fma(n, timesteps), bytes = networks * counted_bytes(layout, timesteps);
+  const double peak_fma = env_or("CS_PEAK_FMA_PER_S", 16.75e12), peak_bytes = env_or("CS_PEAK_BYTES_PER_S", 3.35e12);
+  const double roofline_seconds = std::max(fma / peak_fma, bytes / peak_bytes);
+  return {{"measure", "kernel"},
+          {"networks", networks},
+          {"n", n},
+          {"timesteps", timesteps},
+          {"tile", layout.tile},
+          {"a_in_shared", layout.a_in_shared},
+          {"tile_in_shared", layout.tile_in_shared},
+          {"shared_bytes", layout.shared_bytes},
+          {"seconds", seconds},
+          {"counted_fma", fma},
+          {"counted_bytes", bytes},
+          {"fma_per_s", fma / seconds},
+          {"bytes_per_s", bytes / seconds},
+          {"roofline_seconds", roofline_seconds},
+          {"fraction_of_roofline", roofline_seconds / seconds}};
+}
+
+nlohmann::json time_backend(int networks, int n, int timesteps, int host_threads) {
+  cs::SweepGrid grid;
+  grid.observed_ratios = {1.0, 0.8, 0.6, 0.4, 0.2};
+  for (const auto& [label, method] : std::vector<std::pair<std::string, cs::EstimatorMethod>>{
+           {"correlation", cs::EstimatorMethod::correlation},
+           {"lasso", cs::EstimatorMethod::lasso},
+           {"ols", cs::EstimatorMethod::ols},
+           {"iv", cs::EstimatorMethod::iv}}) {
+    cs::EstimatorSpec spec;
+    spec.label = label;
+    spec.method = method;
+    grid.estimators.push_back(spec);
+  }
+  for (int i = 0; i < networks; ++i)
+    grid.networks.push_back(cs::NetworkTask{static_cast<uint64_t>(i), static_cast<uint64_t>(i), n, timesteps, 0.1, 2.0, false, {}});
+  const auto backend = cs::make_cuda_backend({}, host_threads);
+  cs::PhaseTimes times;
+  const auto start = std::chrono::steady_clock::now();
+  const auto results = backend->run_batch(grid.networks, grid, times);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return {{"measure", "backend"},
+          {"device", backend->device()},
+          {"networks", networks},
+          {"n", n},
+          {"timesteps", timesteps},
+          {"results", results.size()},
+          {"wall_seconds", wall},
+          {"gpu_kernel_seconds", times.simulate},
+          {"host_thread_seconds",
+           {{"generate", times.generate}, {"solve", times.solve}, {"lasso", times.lasso}, {"score", times.reduce}}}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "table";
+  auto arg = [&](int i, int fallback) { return argc > i ? std::atoi(argv[i]) : fallback; };
+  if (cs::query_cuda_devices().count == 0) {
+    std::fprintf(stderr, "bench_cuda: %s\n", cs::query_cuda_devices().description.c_str());
+    return 2;
+  }
+  if (mode == "kernel") {
+    std::puts(time_kernel(arg(2, 10000), arg(3, 100), arg(4, 5000)).dump().c_str());
+  } else if (mode == "backend") {
+    std::puts(time_backend(arg(2, 10000), arg(3, 100), arg(4, 5000), arg(5, 0)).dump().c_str());
+  } else if (mode == "table") {
+    for (int n : {20, 50, 100, 200, 500})
+      for (int timesteps : {1000, 10000, 100000}) {
+        // About 2e12 counted multiply-adds per measurement, at least one network per SM and at most 10,000.
+        const double work = counted_fma(n, timesteps);
+        const int networks = static_cast<int>(std::clamp(2e12 / work, 132.0, 10000.0));
+        std::puts(time_kernel(networks, n, timesteps).dump().c_str());
+        std::fflush(stdout);
+      }
+  } else {
+    std::fprintf(stderr, "usage: bench_cuda kernel|table|backend [NETWORKS N T [HOST_THREADS]]\n");
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,17 @@
+# The CUDA side of causalsweep, built only when nvcc is found (see CMakeLists.txt).
+#   causalsweep_cuda: the kernels (nvcc, C++17) behind the C++17 interface kernels/cuda_kernels.hpp
+#   host/cuda_backend.cpp: the Backend that drives them (g++, C++20), compiled into causalsweep_core
+add_library(causalsweep_cuda STATIC
+  kernels/device_query.cu
+  kernels/random_stream.cu
+  kernels/simulate_gram.cu
+)
+target_include_directories(causalsweep_cuda PUBLIC include kernels)
+target_link_libraries(causalsweep_cuda PUBLIC CUDA::cudart_static)
+# No fast math (nvcc's default; the transforms must match the CPU's); the architectures in messages.
+target_compile_definitions(causalsweep_cuda PRIVATE CS_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES}")
+target_compile_options(causalsweep_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
+
+target_sources(causalsweep_core PRIVATE host/cuda_backend.cpp)
+target_compile_definitions(causalsweep_core PUBLIC CAUSALSWEEP_HAVE_CUDA=1)
+target_link_libraries(causalsweep_core PUBLIC causalsweep_cuda)
