@@ -92,7 +92,8 @@ NetworkResult score_network(const NetworkTask& task, const SweepGrid& grid, cons
     for (size_t e = 0; e < grid.estimators.size(); ++e) {
       const EstimatorSpec& spec = grid.estimators[e];
       auto start = std::chrono::steady_clock::now();
-      const Estimate estimate = run_estimator(spec, all, even, k, task.eta);
+      // Sweeps write decisions, never p-values: critical t values replace the k x k Student-t tails.
+      const Estimate estimate = run_estimator(spec, all, even, k, task.eta, PValues::skip);
       (spec.method == EstimatorMethod::lasso ? times.lasso : times.solve) += seconds_since(start);
 
       start = std::chrono::steady_clock::now();

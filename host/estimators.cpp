@@ -58,11 +58,12 @@ double f_upper(double statistic, double df1, double df2) {
   return boost::math::cdf(boost::math::complement(boost::math::fisher_f(df1, df2), std::max(statistic, 0.0)));
 }
 
-// t statistics and two-sided p-values of coefficients V with standard errors se.
-void add_t_tests(Estimate& e, double df) {
+// t statistics and (unless skipped) two-sided p-values of coefficients V with standard errors se.
+void add_t_tests(Estimate& e, double df, PValues p_values) {
   e.residual_df = df;
   e.statistic = e.V.cwiseQuotient(e.standard_error);
-  e.p_value = e.statistic.unaryExpr([df](double t) { return student_two_sided(t, df); });
+  if (p_values == PValues::compute)
+    e.p_value = e.statistic.unaryExpr([df](double t) { return student_two_sided(t, df); });
 }
 
 // Cholesky of a symmetric positive definite system; nullopt-like failure when it is singular.
@@ -131,7 +132,7 @@ Estimate correlation(const Gram& gram, int k) { return correlation_from_sums(gra
 
 Estimate perturbation(const Gram& even_gram, int k) { return correlation_from_sums(even_gram, k); }
 
-Estimate ordinary_least_squares(const Gram& gram, int k, bool intercept) {
+Estimate ordinary_least_squares(const Gram& gram, int k, bool intercept, PValues p_values) {
   const int parameters = k + (intercept ? 1 : 0);
   if (gram.transitions <= parameters) return all_nan(k, flag_too_few_samples, true);
   const Moments mo = regression_moments(gram, k, intercept);
@@ -144,7 +145,7 @@ Estimate ordinary_least_squares(const Gram& gram, int k, bool intercept) {
   Estimate e;
   e.V = B.transpose();
   e.standard_error = (variance * inverse_diagonal.transpose()).cwiseMax(0.0).cwiseSqrt();
-  add_t_tests(e, mo.m - parameters);
+  add_t_tests(e, mo.m - parameters, p_values);
   return e;
 }
 
@@ -238,7 +239,7 @@ MatrixXd stack_sum(const VectorXd& target_sum, const MatrixXd& cross) {
 
 }  // namespace
 
-Estimate two_stage_least_squares(const Gram& g, int k, double instrument_strength) {
+Estimate two_stage_least_squares(const Gram& g, int k, double instrument_strength, PValues p_values) {
   const double m = static_cast<double>(g.transitions);
   const VectorXd sz = g.z_sum(k), sx = g.x_sum(k), sy = g.logit_sum(k);
   const IVSolution s = two_stage_from_moments(
@@ -254,7 +255,7 @@ Estimate two_stage_least_squares(const Gram& g, int k, double instrument_strengt
   Estimate e;
   e.V = s.beta.bottomRows(k).transpose();
   e.standard_error = s.standard_error.bottomRows(k).transpose();
-  add_t_tests(e, m - k - 1);
+  add_t_tests(e, m - k - 1, p_values);
   e.first_stage_f = s.first_stage_f;
   e.flags = s.flags;
   return e;
@@ -294,15 +295,15 @@ ScalarIV scalar_two_stage_least_squares(const VectorXd& outcome, const VectorXd&
 }
 
 Estimate run_estimator(const EstimatorSpec& spec, const Gram& gram, const Gram* even_gram, int k,
-                       double instrument_strength) {
+                       double instrument_strength, PValues p_values) {
   switch (spec.method) {
     case EstimatorMethod::correlation: return correlation(gram, k);
     case EstimatorMethod::perturbation:
       return even_gram ? perturbation(*even_gram, k) : all_nan(k, flag_unidentified, false);
-    case EstimatorMethod::ols: return ordinary_least_squares(gram, k, spec.intercept);
+    case EstimatorMethod::ols: return ordinary_least_squares(gram, k, spec.intercept, p_values);
     case EstimatorMethod::lasso:
       return lasso(gram, k, spec.alpha, spec.intercept, spec.tol, spec.max_iter, spec.solver);
-    case EstimatorMethod::iv: return two_stage_least_squares(gram, k, instrument_strength);
+    case EstimatorMethod::iv: return two_stage_least_squares(gram, k, instrument_strength, p_values);
     case EstimatorMethod::granger:
     case EstimatorMethod::granger_conditional: {
       Estimate e = spec.method == EstimatorMethod::granger ? granger(gram, k) : granger_conditional(gram, k);
@@ -425,6 +426,23 @@ MatrixXd decisions(const MatrixXd& p_value, double alpha, Correction correction)
   for (const Eigen::Index i : tested)
     out(i) = (inclusive ? p_value(i) <= cutoff : p_value(i) < cutoff) ? 1.0 : 0.0;
   return out;
+}
+
+MatrixXd t_test_decisions(const MatrixXd& statistic, double df, double alpha, Correction correction) {
+  if (correction == Correction::bh || !(df > 0))  // BH ranks p-values; no df: every p is NaN
+    return decisions(statistic.unaryExpr([df](double t) { return student_two_sided(t, df); }), alpha, correction);
+  Eigen::Index family = 0;
+  for (Eigen::Index i = 0; i < statistic.size(); ++i) family += std::isfinite(statistic(i));
+  if (family == 0) return MatrixXd::Constant(statistic.rows(), statistic.cols(), nan);
+  // p < a  <=>  |t| > q(1 - a/2): the p-value is a decreasing function of |t| for a fixed df.
+  const double level = correction == Correction::bonferroni ? alpha / static_cast<double>(family) : alpha;
+  const double critical = boost::math::quantile(boost::math::complement(boost::math::students_t(df), level / 2));
+  const bool inclusive = correction != Correction::none;  // as decisions(): p <= cutoff for corrections
+  return statistic.unaryExpr([&](double t) {
+    if (!std::isfinite(t)) return nan;
+    const double a = std::abs(t);
+    return (inclusive ? a >= critical : a > critical) ? 1.0 : 0.0;
+  });
 }
 
 }  // namespace causalsweep

@@ -120,6 +120,11 @@ Eigen::MatrixXd declared(const Estimate& estimate, const EstimatorSpec& spec) {
   switch (spec.method) {
     case EstimatorMethod::ols:
     case EstimatorMethod::iv:
+      if (estimate.p_value.size() == 0)  // a sweep skipped the p-values: critical t values decide
+        return estimate.statistic.size() == 0 ? Eigen::MatrixXd()
+                                              : t_test_decisions(estimate.statistic, estimate.residual_df, spec.level,
+                                                                 spec.correction);
+      [[fallthrough]];
     case EstimatorMethod::granger:
     case EstimatorMethod::granger_conditional:
       if (estimate.p_value.size() == 0) return {};

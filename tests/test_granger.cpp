@@ -5,9 +5,13 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <boost/math/distributions/students_t.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -121,6 +125,57 @@ TEST_P(Significance, DecisionsMatchMultipletests) {
       }
     }
   }
+}
+
+// Sweeps skip the OLS/IV p-values and decide by critical t values: the same decisions as the
+// p-values would give, for every correction, on the fixtures and on random statistics.
+TEST_P(Significance, CriticalTDecisionsEqualPValueDecisions) {
+  const std::string name = GetParam();
+  for (const json& b : blocks(name)) {
+    const int k = b["k"].get<int>();
+    for (const bool iv : {false, true}) {
+      const cs::Estimate e = iv ? cs::two_stage_least_squares(data(name).gram, k, eta(name))
+                                : cs::ordinary_least_squares(data(name).gram, k, false);
+      const cs::Estimate skipped = iv ? cs::two_stage_least_squares(data(name).gram, k, eta(name), cs::PValues::skip)
+                                      : cs::ordinary_least_squares(data(name).gram, k, false, cs::PValues::skip);
+      EXPECT_EQ(skipped.p_value.size(), 0);
+      EXPECT_EQ(skipped.statistic, e.statistic);
+      for (const double alpha : {0.05, 0.2})
+        for (const auto correction : {cs::Correction::none, cs::Correction::bonferroni, cs::Correction::bh})
+          EXPECT_EQ(cs::t_test_decisions(skipped.statistic, skipped.residual_df, alpha, correction),
+                    cs::decisions(e.p_value, alpha, correction))
+              << (iv ? "iv " : "ols ") << name << " k = " << k << " alpha " << alpha;
+    }
+  }
+}
+
+TEST(Significance, CriticalTDecisionsOnRandomStatistics) {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> t(-6.0, 6.0);
+  for (const double df : {3.0, 48.0, 4994.0}) {
+    Eigen::MatrixXd statistic(30, 30);
+    for (Eigen::Index i = 0; i < statistic.size(); ++i) statistic(i) = t(rng);
+    statistic(3, 4) = std::numeric_limits<double>::quiet_NaN();  // not tested, not in the family
+    statistic(0, 0) = 80.0;                                       // past even df = 3's Bonferroni cut
+    statistic(1, 1) = -200.0;
+    const Eigen::MatrixXd p = statistic.unaryExpr([df](double v) {
+      return std::isnan(v) ? v : 2.0 * boost::math::cdf(boost::math::complement(boost::math::students_t(df), std::abs(v)));
+    });
+    for (const auto correction : {cs::Correction::none, cs::Correction::bonferroni, cs::Correction::bh}) {
+      const Eigen::MatrixXd by_t = cs::t_test_decisions(statistic, df, 0.05, correction);
+      const Eigen::MatrixXd by_p = cs::decisions(p, 0.05, correction);
+      EXPECT_TRUE(std::isnan(by_t(3, 4)));
+      EXPECT_EQ(by_t.array().isNaN().count(), 1);
+      for (Eigen::Index i = 0; i < p.size(); ++i)
+        if (!std::isnan(p(i))) EXPECT_EQ(by_t(i), by_p(i)) << "df " << df << " t " << statistic(i);
+      EXPECT_GT(by_t.array().isNaN().select(0, by_t).sum(), 0);  // some declared, so the test can fail
+    }
+  }
+  // No finite statistic: nothing to decide, no division by an empty family.
+  EXPECT_TRUE(cs::t_test_decisions(Eigen::MatrixXd::Constant(2, 2, NAN), 10, 0.05, cs::Correction::bonferroni)
+                  .array()
+                  .isNaN()
+                  .all());
 }
 
 TEST_P(Significance, OlsAndIvTestsMatchStatsmodels) {

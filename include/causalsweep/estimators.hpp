@@ -35,8 +35,12 @@ Estimate correlation(const Gram& gram, int k);
 // `even_gram` is the Gram of those transitions.
 Estimate perturbation(const Gram& even_gram, int k);
 
+// Which parts of a t-tested estimate (ols, iv) to compute. Sweeps decide by critical t values
+// (t_test_decisions) and skip the k x k Student-t p-values, which cost as much as everything else.
+enum class PValues { compute, skip };
+
 // Tutorial 3 with alpha = 0: least squares of logit(x_i[t+1]) on x[t] (and 1 with intercept).
-Estimate ordinary_least_squares(const Gram& gram, int k, bool intercept);
+Estimate ordinary_least_squares(const Gram& gram, int k, bool intercept, PValues p_values = PValues::compute);
 
 // Tutorial 3: scikit-learn's Lasso objective 1/(2m) ||y - X w||^2 + alpha ||w||_1 per target, by
 // `solver` (host/lasso.hpp), until scikit-learn's duality gap < tol * y'y; flagged if max_iter ends it.
@@ -46,7 +50,8 @@ Estimate lasso(const Gram& gram, int k, double alpha, bool intercept, double tol
 // Tutorial 4: two-stage least squares, both stages with intercepts. Stage 1 regresses x[t] on
 // [1, z[t]] (observed instruments); stage 2 regresses logit(x[t+1]) on [1, xhat[t]]. Standard
 // errors use residuals computed with the observed x, as statsmodels' IV2SLS.
-Estimate two_stage_least_squares(const Gram& gram, int k, double instrument_strength);
+Estimate two_stage_least_squares(const Gram& gram, int k, double instrument_strength,
+                                 PValues p_values = PValues::compute);
 
 // Lag-1 Granger causality of j on i from x itself (not logit), as statsmodels'
 // grangercausalitytests(maxlag=1): restricted x_i[t+1] ~ 1 + x_i[t], unrestricted adds x_j[t];
@@ -66,9 +71,14 @@ Estimate granger_conditional(const Gram& gram, int k);
 // declared and do not count in the family. Returns 0/1 (NaN where p is NaN).
 Eigen::MatrixXd decisions(const Eigen::MatrixXd& p_value, double alpha, Correction correction);
 
+// The same decisions for two-sided t tests from the statistics and their df, without p-values where
+// a critical value decides (none: |t| > q(1 - alpha/2); bonferroni: |t| >= q(1 - alpha/(2 family)));
+// bh needs the ranks of the p-values and computes them.
+Eigen::MatrixXd t_test_decisions(const Eigen::MatrixXd& statistic, double df, double alpha, Correction correction);
+
 // Dispatches on spec.method. `even_gram` is used by the perturbation estimator only.
 Estimate run_estimator(const EstimatorSpec& spec, const Gram& gram, const Gram* even_gram, int k,
-                       double instrument_strength);
+                       double instrument_strength, PValues p_values = PValues::compute);
 
 // One scalar 2SLS (Tutorial 4's smoking example): outcome on treatment instrumented by instrument.
 struct ScalarIV {
