@@ -116,13 +116,14 @@ fs::path directory_path(const std::string& dir) {
   return p.has_filename() ? p : p.parent_path();
 }
 
-// The backend for this sweep. Model families other than the rate network run on the CPU backend
-// (their CUDA path is not written yet), so `auto` picks the CPU for them and `cuda` is refused.
+// The backend for this sweep. A model family without a CUDA path (or a build without CUDA) runs on
+// the CPU backend: `auto` picks the CPU for it and `cuda` is refused with the reason.
 std::unique_ptr<cs::Backend> choose_backend(const cs::SweepConfig& config, const cs::SweepGrid& grid, int threads,
                                             std::string& choice) {
-  if (!grid.family) return cs::select_backend(config.run.backend, threads, choice, config.run.devices);
+  if (!grid.family || grid.family->has_cuda_path())
+    return cs::select_backend(config.run.backend, threads, choice, config.run.devices);
   if (config.run.backend == cs::BackendKind::cuda)
-    throw cs::InputError(fmt::format("--backend cuda: model family {} has no CUDA backend yet; use --backend cpu or auto",
+    throw cs::InputError(fmt::format("--backend cuda: model family {} has no CUDA path in this build; use --backend cpu or auto",
                                      grid.family->name()));
   choice = fmt::format("backend cpu ({}: model family {} runs on the CPU backend)",
                        config.run.backend == cs::BackendKind::cpu ? "requested" : "auto", grid.family->name());

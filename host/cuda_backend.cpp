@@ -194,6 +194,7 @@ struct BatchContext {
 // One GPU: its stream, its memory and its half of the pipeline.
 class DeviceWorker {
  public:
+  int device() const { return device_; }
   explicit DeviceWorker(int device) : device_(device) {
     CS_CUDA_CHECK(cudaSetDevice(device_));
     CS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -376,6 +377,37 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override { return "cuda"; }
+
+  // Another model family: its own CUDA path, the batch cut into one contiguous slice per device;
+  // families without one run on the CPU backend.
+  std::vector<NetworkResult> run_family_batch(std::span<const NetworkTask> batch, const SweepGrid& grid,
+                                              PhaseTimes& times) {
+    if (!grid.family->has_cuda_path()) return cpu_->run_batch(batch, grid, times);
+    const size_t devices = workers_.size(), per_device = (batch.size() + devices - 1) / devices;
+    std::vector<std::vector<NetworkResult>> parts(devices);
+    std::vector<PhaseTimes> part_times(devices);
+    std::vector<std::exception_ptr> failures(devices);
+    {
+      std::vector<std::jthread> threads;
+      for (size_t d = 0; d < devices && d * per_device < batch.size(); ++d)
+        threads.emplace_back([&, d] {
+          try {
+            const size_t begin = d * per_device, count = std::min(per_device, batch.size() - begin);
+            parts[d] = grid.family->run_on_cuda(batch.subspan(begin, count), grid, workers_[d]->device(), part_times[d]);
+          } catch (...) {
+            failures[d] = std::current_exception();
+          }
+        });
+    }
+    std::vector<NetworkResult> results;
+    results.reserve(batch.size());
+    for (size_t d = 0; d < devices; ++d) {
+      if (failures[d]) std::rethrow_exception(failures[d]);
+      times += part_times[d];
+      for (NetworkResult& r : parts[d]) results.push_back(std::move(r));
+    }
+    return results;
+  }
   int preferred_batch_size() const override { return 4096; }  // chunked to device memory inside run_batch
   std::string device() const override {
     std::string names;
@@ -385,7 +417,7 @@ class CudaBackend final : public Backend {
 
   std::vector<NetworkResult> run_batch(std::span<const NetworkTask> batch, const SweepGrid& grid,
                                        PhaseTimes& times) override {
-    if (grid.family) return cpu_->run_batch(batch, grid, times);  // other model families have no CUDA path yet
+    if (grid.family) return run_family_batch(batch, grid, times);
     std::vector<NetworkResult> results(batch.size());
     if (batch.empty()) return results;
     const std::vector<Chunk> chunks = plan(batch);

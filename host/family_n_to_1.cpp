@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <span>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -11,6 +13,9 @@
 #include "causalsweep/model_family.hpp"
 #include "causalsweep/n_to_1.hpp"
 #include "causalsweep/results.hpp"
+#ifdef CAUSALSWEEP_HAVE_CUDA
+#include "n_to_1_cuda.hpp"
+#endif
 
 namespace causalsweep {
 namespace {
@@ -97,6 +102,38 @@ n_to_1::Parameters with_test(n_to_1::Parameters p, const EstimatorSpec& spec) {
   return p;
 }
 
+// One run's scores (estimator e) as the engine stores them.
+RunResult to_run(const n_to_1::Outcome& outcome, int estimator, int inputs, bool keep_roc) {
+  RunResult run;
+  run.ratio_index = 0;
+  run.observed = inputs;  // every input is observed and tested
+  run.estimator_index = estimator;
+  run.scored = 0;
+  const auto set = [&](int s, double value) {
+    run.score[s] = value;
+    run.scored |= 1u << s;
+  };
+  set(score_tpr, outcome.tpr);
+  set(score_fpr, outcome.fpr);
+  set(score_auc, outcome.auc);
+  set(score_tpr_exc, outcome.tpr_exc);
+  set(score_tpr_inh, outcome.tpr_inh);
+  set(score_auc_exc, outcome.auc_exc);
+  set(score_auc_inh, outcome.auc_inh);
+  set(score_output_rate, outcome.output_rate);
+  for (double rate : {outcome.tpr, outcome.tpr_exc, outcome.tpr_inh, outcome.fpr})
+    if (std::isnan(rate)) run.flags |= flag_empty_class;
+  for (const n_to_1::InputTest& input : outcome.inputs)
+    if (input.windows == 0) run.flags |= flag_no_windows;
+  if (keep_roc)
+    for (const n_to_1::RocPoint& point : outcome.roc) run.roc.push_back({point.fpr, point.tpr, point.threshold});
+  return run;
+}
+
+bool keeps_roc(const SweepGrid& grid, const NetworkTask& task) {
+  return std::find(grid.roc_seeds.begin(), grid.roc_seeds.end(), task.seed) != grid.roc_seeds.end();
+}
+
 class NTo1Family final : public ModelFamily {
  public:
   std::string_view name() const override { return "n_to_1"; }
@@ -122,39 +159,45 @@ class NTo1Family final : public ModelFamily {
     NetworkResult result;
     result.network_index = task.index;
     const n_to_1::Parameters parameters = to_parameters(task.parameters);
-    const bool keep_roc = std::find(grid.roc_seeds.begin(), grid.roc_seeds.end(), task.seed) != grid.roc_seeds.end();
     for (size_t e = 0; e < grid.estimators.size(); ++e) {
       const n_to_1::Outcome outcome = n_to_1::run_experiment(with_test(parameters, grid.estimators[e]), task.seed);
       times.simulate += outcome.simulate_seconds;
       times.solve += outcome.test_seconds;  // the connection test is this family's estimation phase
-
-      RunResult run;
-      run.ratio_index = 0;
-      run.observed = parameters.inputs;  // every input is observed and tested
-      run.estimator_index = static_cast<int>(e);
-      run.scored = 0;
-      const auto set = [&](int s, double value) {
-        run.score[s] = value;
-        run.scored |= 1u << s;
-      };
-      set(score_tpr, outcome.tpr);
-      set(score_fpr, outcome.fpr);
-      set(score_auc, outcome.auc);
-      set(score_tpr_exc, outcome.tpr_exc);
-      set(score_tpr_inh, outcome.tpr_inh);
-      set(score_auc_exc, outcome.auc_exc);
-      set(score_auc_inh, outcome.auc_inh);
-      set(score_output_rate, outcome.output_rate);
-      for (double rate : {outcome.tpr, outcome.tpr_exc, outcome.tpr_inh, outcome.fpr})
-        if (std::isnan(rate)) run.flags |= flag_empty_class;
-      for (const n_to_1::InputTest& input : outcome.inputs)
-        if (input.windows == 0) run.flags |= flag_no_windows;
-      if (keep_roc)
-        for (const n_to_1::RocPoint& point : outcome.roc) run.roc.push_back({point.fpr, point.tpr, point.threshold});
-      result.runs.push_back(std::move(run));
+      result.runs.push_back(to_run(outcome, static_cast<int>(e), parameters.inputs, keeps_roc(grid, task)));
     }
     return result;
   }
+
+#ifdef CAUSALSWEEP_HAVE_CUDA
+  bool has_cuda_path() const override { return true; }
+
+  // Every (run, estimator) of the batch in one call: the device takes as many runs at once as fit.
+  std::vector<NetworkResult> run_on_cuda(std::span<const NetworkTask> batch, const SweepGrid& grid, int device,
+                                         PhaseTimes& times) const override {
+    std::string why;
+    if (!cuda::n_to_1_kernels_runnable(device, why)) throw std::runtime_error("n_to_1 on CUDA: " + why);
+    std::vector<n_to_1::Parameters> jobs;
+    std::vector<uint64_t> seeds;
+    for (const NetworkTask& task : batch)
+      for (const EstimatorSpec& spec : grid.estimators) {
+        jobs.push_back(with_test(to_parameters(task.parameters), spec));
+        seeds.push_back(task.seed);
+      }
+    const std::vector<n_to_1::Outcome> outcomes = cuda::run_experiments_on_gpu(device, jobs, seeds);
+    std::vector<NetworkResult> results(batch.size());
+    size_t next = 0;
+    for (size_t t = 0; t < batch.size(); ++t) {
+      results[t].network_index = batch[t].index;
+      for (size_t e = 0; e < grid.estimators.size(); ++e, ++next) {
+        times.simulate += outcomes[next].simulate_seconds;
+        times.solve += outcomes[next].test_seconds;
+        results[t].runs.push_back(
+            to_run(outcomes[next], static_cast<int>(e), jobs[next].inputs, keeps_roc(grid, batch[t])));
+      }
+    }
+    return results;
+  }
+#endif
 };
 
 }  // namespace

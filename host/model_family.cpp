@@ -2,6 +2,10 @@
 #include "causalsweep/model_family.hpp"
 
 #include <array>
+#include <stdexcept>
+#include <string>
+
+#include "causalsweep/results.hpp"
 
 namespace causalsweep {
 namespace {
@@ -10,6 +14,11 @@ namespace {
 std::array<const ModelFamily*, 1> registered_families() { return {&n_to_1_family()}; }
 
 }  // namespace
+
+std::vector<NetworkResult> ModelFamily::run_on_cuda(std::span<const NetworkTask>, const SweepGrid&, int,
+                                                    PhaseTimes&) const {
+  throw std::logic_error(std::string("model family ") + std::string(name()) + " has no CUDA path");
+}
 
 const ModelFamily* find_model_family(std::string_view name) {
   for (const ModelFamily* family : registered_families())

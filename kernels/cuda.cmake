@@ -5,6 +5,7 @@ add_library(causalsweep_cuda STATIC
   kernels/device_query.cu
   kernels/random_stream.cu
   kernels/simulate_gram.cu
+  kernels/n_to_1.cu
 )
 target_include_directories(causalsweep_cuda PUBLIC include kernels)
 target_link_libraries(causalsweep_cuda PUBLIC CUDA::cudart_static)

@@ -5,6 +5,7 @@
 // are shared with the rate model. To add a model: write host/family_<name>.cpp implementing
 // ModelFamily and add it to the list in host/model_family.cpp.
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,11 @@ class ModelFamily {
   virtual uint64_t memory_bytes(const NetworkTask& task, const SweepGrid& grid) const = 0;
   // One run on the CPU (single-threaded: the backend runs several at once), all its estimators.
   virtual NetworkResult run_on_cpu(const NetworkTask& task, const SweepGrid& grid, PhaseTimes& times) const = 0;
+  // The family's CUDA path, where this build has one: every run of `batch` on `device`, results in
+  // batch order, equal to run_on_cpu's. Families without one run on the CPU backend.
+  virtual bool has_cuda_path() const { return false; }
+  virtual std::vector<NetworkResult> run_on_cuda(std::span<const NetworkTask> batch, const SweepGrid& grid,
+                                                 int device, PhaseTimes& times) const;
 };
 
 // The family called `name`, or nullptr (the rate model, "rate", is built in and has no entry).
