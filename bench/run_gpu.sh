@@ -4,6 +4,13 @@
 #   bench/run_gpu.sh test       the CUDA tests (kernels vs CPU, sweeps vs the CPU backend), then the whole suite
 #   bench/run_gpu.sh sanitize   compute-sanitizer memcheck and racecheck on the kernels' tests
 #   bench/run_gpu.sh bench      kernel table (n x T), kernel on workload W, W end to end, CPU on a slice of W
+#   bench/run_gpu.sh n_to_1     the N-to-1 family: its CUDA tests, the 140-run notebook sweep on the GPU
+#                               (bench_cuda_n_to_1) and on the CPU backend on all cores, same call
+#   bench/run_gpu.sh harness    issue 5's side-by-side table: the JAX and PyTorch peers, causalsweep cuda
+#                               and causalsweep cpu on all cores, on workloads $WORKLOADS (default
+#                               single,tutorial4,W) through bench/harness.py --gpu; $PYTHON (default
+#                               python3) must import jax and torch; $HARNESS_ARGS adds harness options;
+#                               table and JSON in $OUT/harness (bench/peers/README.md)
 # Results (JSON lines, logs) go to $OUT (default /tmp/causalsweep-gpu); nothing else is written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,11 +75,42 @@ TOML
   diff <(cut -d, -f1-12 "$out/w_cpu/runs.csv") <(cut -d, -f1-12 "$out/w_cuda/runs.csv") > /dev/null && echo "runs.csv keys identical"
 }
 
+run_n_to_1() {
+  "$build/tests/causalsweep_tests" --gtest_filter='CudaNTo1*:FamilyDevice*' 2>&1 | tee "$out/test_n_to_1.log"
+  "$build/bench/bench_cuda_n_to_1" --repeat 3 | tee "$out/n_to_1_gpu.json"
+  rm -rf "$out/n1_cpu" "$out/n1_cuda"
+  local start end
+  start=$(date +%s.%N)
+  "$build/causalsweep" run configs/n_to_1_vary_syncond_ratio.toml -q --no-report --backend cuda -o "$out/n1_cuda" > /dev/null
+  end=$(date +%s.%N)
+  echo "{\"measure\": \"n_to_1_sweep_cuda_cli\", \"runs\": 140, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/n1_cuda.json"
+  start=$(date +%s.%N)
+  "$build/causalsweep" run configs/n_to_1_vary_syncond_ratio.toml -q --no-report --backend cpu --threads "$threads" -o "$out/n1_cpu" > /dev/null
+  end=$(date +%s.%N)
+  echo "{\"measure\": \"n_to_1_sweep_cpu_cli\", \"runs\": 140, \"threads\": $threads, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/n1_cpu.json"
+  cmp -s "$out/n1_cpu/runs.csv" "$out/n1_cuda/runs.csv" && echo "n_to_1 runs.csv: cuda == cpu" || echo "n_to_1 runs.csv: cuda differs from cpu"
+}
+
+run_harness() {
+  if [ -z "${NO_BUILD:-}" ]; then   # incremental build of the CLI alone (NO_BUILD=1: use $build/causalsweep as it is)
+    { [ -f "$build/CMakeCache.txt" ] || cmake -S . -B "$build" > "$out/cmake.log"; } \
+      && cmake --build "$build" -j "$threads" --target causalsweep > "$out/build_causalsweep.log" 2>&1 \
+      || { tail -50 "$out/build_causalsweep.log"; exit 1; }
+  fi
+  local py=${PYTHON:-python3}
+  "$py" -c 'import jax; print("jax", jax.__version__, jax.devices())' 2>&1 | tail -1 || true
+  "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tail -1 || true
+  eval "\"\$py\" bench/harness.py --gpu --build \"\$build\" --out \"\$out/harness\" --workloads \"${WORKLOADS:-single,tutorial4,W}\" --peer-python \"\$py\" ${HARNESS_ARGS:-}" \
+    | tee "$out/harness_table.txt"
+}
+
 case "$stage" in
   build) run_build ;;
   test) run_test ;;
   sanitize) run_sanitize ;;
   bench) run_bench ;;
+  n_to_1) run_n_to_1 ;;
+  harness) run_harness ;;
   all) run_build; run_test; run_sanitize; run_bench ;;
-  *) echo "usage: $0 build|test|sanitize|bench|all" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|sanitize|bench|n_to_1|harness|all" >&2; exit 2 ;;
 esac
