@@ -227,7 +227,8 @@ class DeviceWorker {
   SimulationLayout layout(int n) const { return plan_simulation_layout(n, shared_limit_); }
 
   // Networks of size n that one chunk may hold: `fraction` of the memory this process could use
-  // on the device (free plus what it already holds), and at most 1 GiB per pinned host slot.
+  // on the device (free plus what it already holds), and at most 1 GiB per pinned host slot unless
+  // one network alone is larger (n in the thousands): then one network per chunk.
   size_t capacity(int n, bool perturb, double fraction) {
     CS_CUDA_CHECK(cudaSetDevice(device_));
     size_t free_bytes = 0, total_bytes = 0;
@@ -238,7 +239,9 @@ class DeviceWorker {
     const double per_network = static_cast<double>(one.device_end);  // alignment makes this an upper bound
     const double per_network_host = static_cast<double>(one.outputs_end);
     constexpr double pinned_slot_limit = 1024.0 * 1024.0 * 1024.0;
-    return static_cast<size_t>(std::min(budget / per_network, pinned_slot_limit / per_network_host));
+    const auto on_device = static_cast<size_t>(budget / per_network);
+    const auto in_pinned_slot = std::max<size_t>(1, static_cast<size_t>(pinned_slot_limit / per_network_host));
+    return std::min(on_device, in_pinned_slot);
   }
 
   // Memory for the largest chunk; false when the device or the host is out of memory.

@@ -24,9 +24,8 @@
 //
 // Arithmetic. The neuron and the noise multiply with mul_rn, which is never contracted into an FMA
 // (__dmul_rn on the device, a volatile product on the host): the spec's arithmetic (numba does not
-// contract) and that of a CPU build with -ffp-contract=off. GCC contracts host/n_to_1.cpp by default
-// (C++ with -march=native), so voltages agree with such a CPU build to float64 rounding (~1e-16
-// relative) rather than bitwise. log, sin and cos are CUDA's on the device and glibc's on the host:
+// contract) and that of host/n_to_1.cpp, which CMakeLists.txt compiles with -ffp-contract=off, so
+// the voltages of the same inputs agree bit for bit. log, sin and cos are CUDA's on the device and glibc's on the host:
 // they may differ in the last bit, which moves spike times by an ulp (a sample index only if t / dt
 // lies within ~1e-9 of a half-integer). Sums, divisions, rint and the random words are exact.
 //
@@ -746,18 +745,11 @@ class DeviceBuffer {
   size_t count_ = 0;
 };
 
-class DeviceScope {  // the device for a call, the previous one restored after
- public:
-  explicit DeviceScope(int device) {
-    CS_CUDA_CHECK(cudaGetDevice(&previous_));
-    CS_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceScope() { cudaSetDevice(previous_); }
+class DeviceScope {  // the device for a call; not restored after: restoring an unset thread's "previous"
+ public:              // device 0 would create a context there, and every caller sets its own device
+  explicit DeviceScope(int device) { CS_CUDA_CHECK(cudaSetDevice(device)); }
   DeviceScope(const DeviceScope&) = delete;
   DeviceScope& operator=(const DeviceScope&) = delete;
-
- private:
-  int previous_ = 0;
 };
 
 struct Stream {
@@ -1018,14 +1010,11 @@ bool n_to_1_kernels_runnable(int device, std::string& why) {
     why = "device " + std::to_string(device) + " does not exist (" + std::to_string(count) + " visible)";
     return false;
   }
-  int previous = 0;
-  CS_CUDA_CHECK(cudaGetDevice(&previous));
-  CS_CUDA_CHECK(cudaSetDevice(device));
+  CS_CUDA_CHECK(cudaSetDevice(device));  // no restore: see simulation_kernel_runnable
   cudaFuncAttributes attributes{};
   const cudaError_t status = cudaFuncGetAttributes(&attributes, heights_kernel);
   int shared_limit = 0;
   const cudaError_t shared_status = cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  CS_CUDA_CHECK(cudaSetDevice(previous));
   if (status != cudaSuccess || shared_status != cudaSuccess) {
     cudaGetLastError();
     why = std::string("the n_to_1 kernels are not built for device ") + std::to_string(device) + ": " +

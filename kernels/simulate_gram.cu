@@ -399,12 +399,11 @@ bool simulation_kernel_runnable(int device, std::string& why) {
     why = "device " + std::to_string(device) + " does not exist (" + std::to_string(count) + " visible)";
     return false;
   }
-  int previous = 0;
-  CS_CUDA_CHECK(cudaGetDevice(&previous));
+  // No restore of a "previous" device: in a thread that never chose one that would be device 0,
+  // and setting it creates a context there. Every caller sets its own device before using one.
   CS_CUDA_CHECK(cudaSetDevice(device));
   cudaFuncAttributes attributes{};
   const cudaError_t status = cudaFuncGetAttributes(&attributes, simulate_gram_kernel);
-  CS_CUDA_CHECK(cudaSetDevice(previous));
   if (status != cudaSuccess) {
     cudaGetLastError();  // not sticky, but leave the error state clean
     why = std::string("the kernels are not built for device ") + std::to_string(device) + ": " +
