@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "causalsweep/backend.hpp"
+#include "causalsweep/config.hpp"
 #include "cpu_network.hpp"
 #include "cuda_backend.hpp"
 #include "cuda_check.cuh"
@@ -503,6 +505,45 @@ class CudaBackend final : public Backend {
   std::vector<std::unique_ptr<DeviceWorker>> workers_;
 };
 
+// A known-answer check before a sweep trusts a device: small networks (shared-memory layout, and
+// n = 40 with perturbation) through the whole CUDA path must give the CPU backend's scores. A wrong
+// driver, architecture or kernel then shows up as a clear reason (and `auto` falls back to the CPU),
+// never as wrong results. Empty when the device agrees; else what differed.
+std::string self_check(int device) {
+  const SweepConfig config = parse_config(R"(name = "cuda_self_check"
+[model]
+n_neurons = [7, 40]
+timesteps = 300
+p_connect = 0.3
+eta = 1.0
+observed_ratio = [1.0, 0.5]
+perturb = true
+[seeds]
+list = [20261122]
+[estimators]
+use = ["correlation", "perturbation", "ols", "iv"]
+)",
+                                          "<cuda self-check>");
+  const SweepGrid grid = expand_grid(config);
+  PhaseTimes unused;
+  const std::vector<NetworkResult> want = make_cpu_backend(1)->run_batch(grid.networks, grid, unused);
+  CudaBackend one({device}, 1);
+  const std::vector<NetworkResult> got = one.run_batch(grid.networks, grid, unused);
+  for (size_t i = 0; i < want.size(); ++i)
+    for (size_t r = 0; r < want[i].runs.size(); ++r)
+      for (int s = 0; s < score_count; ++s) {
+        if (!want[i].runs[r].has(s)) continue;
+        const double a = want[i].runs[r].score[s], b = got[i].runs[r].score[s];
+        const bool same = (std::isnan(a) && std::isnan(b)) || std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(a));
+        if (!same || got[i].runs[r].flags != want[i].runs[r].flags)
+          return fmt::format("self-check on device {} failed: network n = {}, {} = {} (flags {}) on the GPU but {} "
+                             "(flags {}) on the CPU",
+                             device, grid.networks[i].n_neurons, score_names[s], b, got[i].runs[r].flags, a,
+                             want[i].runs[r].flags);
+      }
+  return {};
+}
+
 }  // namespace
 }  // namespace cuda
 
@@ -517,7 +558,7 @@ std::unique_ptr<Backend> make_cuda_backend(std::vector<int> devices, int host_th
     for (int d = 0; d < seen.count; ++d) devices.push_back(d);
   for (int d : devices) {
     std::string why;
-    if (cuda::simulation_kernel_runnable(d, why))
+    if (cuda::simulation_kernel_runnable(d, why) && (why = cuda::self_check(d)).empty())
       usable.push_back(d);
     else
       problems.push_back(why);
