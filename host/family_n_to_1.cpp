@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <span>
 #include <stdexcept>
 
@@ -171,11 +172,38 @@ class NTo1Family final : public ModelFamily {
 #ifdef CAUSALSWEEP_HAVE_CUDA
   bool has_cuda_path() const override { return true; }
 
+  // Once per device and process: a short run (2 s, 8 inputs, 20 surrogates) on the GPU must give the
+  // CPU's p-values and scores before a sweep trusts the device with its runs.
+  static void self_check(int device) {
+    static std::mutex mutex;
+    static std::vector<int> checked;
+    const std::lock_guard lock(mutex);
+    if (std::find(checked.begin(), checked.end(), device) != checked.end()) return;
+    n_to_1::Parameters p;
+    p.duration = 2;
+    p.inputs = 8;
+    p.shuffles = 20;
+    const uint64_t seed = 20211105;
+    const n_to_1::Outcome want = n_to_1::run_experiment(p, seed);
+    const n_to_1::Outcome got = cuda::run_experiments_on_gpu(device, {p}, {seed}).at(0);
+    bool same = want.output_spikes == got.output_spikes && want.inputs.size() == got.inputs.size();
+    for (size_t i = 0; same && i < want.inputs.size(); ++i)
+      same = want.inputs[i].exceed == got.inputs[i].exceed && want.inputs[i].spikes == got.inputs[i].spikes;
+    for (auto [a, b] : {std::pair{want.fpr, got.fpr}, {want.tpr, got.tpr}, {want.auc, got.auc}})
+      same = same && ((std::isnan(a) && std::isnan(b)) || a == b);
+    if (!same)
+      throw std::runtime_error(fmt::format("n_to_1 on CUDA: self-check on device {} failed (output spikes {} on the GPU, "
+                                           "{} on the CPU; fpr {} vs {}); use --backend cpu",
+                                           device, got.output_spikes, want.output_spikes, got.fpr, want.fpr));
+    checked.push_back(device);
+  }
+
   // Every (run, estimator) of the batch in one call: the device takes as many runs at once as fit.
   std::vector<NetworkResult> run_on_cuda(std::span<const NetworkTask> batch, const SweepGrid& grid, int device,
                                          PhaseTimes& times) const override {
     std::string why;
     if (!cuda::n_to_1_kernels_runnable(device, why)) throw std::runtime_error("n_to_1 on CUDA: " + why);
+    self_check(device);
     std::vector<n_to_1::Parameters> jobs;
     std::vector<uint64_t> seeds;
     for (const NetworkTask& task : batch)
