@@ -13,7 +13,6 @@
 // --compare N also runs the first N runs with n_to_1::run_experiment on --threads CPU threads and
 // counts differences (integers and p exactly, heights to 1e-12 relative). --csv: per-run rows on stderr.
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -25,9 +24,11 @@
 #include "causalsweep/cuda_devices.hpp"
 #include "causalsweep/n_to_1.hpp"
 #include "n_to_1_cuda.hpp"
+#include "n_to_1_sweep.hpp"
 
 namespace n1 = causalsweep::n_to_1;
 namespace cuda = causalsweep::cuda;
+namespace bench = causalsweep::bench;
 
 namespace {
 
@@ -67,35 +68,16 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-double finite_mean(const std::vector<double>& values) {
-  double sum = 0;
-  int count = 0;
-  for (const double v : values)
-    if (std::isfinite(v)) {
-      sum += v;
-      ++count;
-    }
-  return count ? sum / count : std::nan("");
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // Differences of the first runs against the CPU: integers and p exactly, heights to 1e-12 relative.
-int compare_with_cpu(const Options& o, const std::vector<n1::Parameters>& parameters, const std::vector<uint64_t>& seeds,
-                     const std::vector<n1::Outcome>& gpu) {
-  const size_t runs = std::min<size_t>(static_cast<size_t>(o.compare), parameters.size());
+int compare_with_cpu(const Options& o, const bench::SweepRuns& sweep, const std::vector<n1::Outcome>& gpu) {
+  const size_t runs = std::min<size_t>(static_cast<size_t>(o.compare), sweep.parameters.size());
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<n1::Outcome> cpu(runs);
-  std::atomic<size_t> next{0};
   const auto start = std::chrono::steady_clock::now();
-  std::vector<std::thread> workers;
-  for (int w = 0; w < threads; ++w)
-    workers.emplace_back([&] {
-      for (size_t k; (k = next++) < runs;) cpu[k] = n1::run_experiment(parameters[k], seeds[k]);
-    });
-  for (auto& w : workers) w.join();
+  const std::vector<n1::Outcome> cpu = bench::run_on_cpu(sweep, runs, threads);
   const double wall = seconds_since(start);
   int differences = 0;
   double largest = 0;
@@ -133,19 +115,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_cuda_n_to_1: %s\n", why.c_str());
     return 1;
   }
-  const std::vector<double> ratios{0.5, 1, 2, 4, 8, 16, 32};
-  std::vector<n1::Parameters> parameters;
-  std::vector<uint64_t> seeds;
-  for (const double ratio : ratios)
-    for (int s = 0; s < o.seeds; ++s) {
-      n1::Parameters p;
-      p.duration = o.duration;
-      p.shuffles = o.shuffles;
-      p.dg_exc = 0.4 * 1e-9;  // the family's dg_exc_ns * 1e-9
-      p.dg_inh = ratio * p.dg_exc;
-      parameters.push_back(p);
-      seeds.push_back(static_cast<uint64_t>(s));
-    }
+  const bench::SweepRuns sweep = bench::notebook_sweep(o.seeds, o.duration, o.shuffles);
+  const std::vector<n1::Parameters>& parameters = sweep.parameters;
 
   // Warm-up: context creation and module loading, not timed.
   {
@@ -162,7 +133,7 @@ int main(int argc, char** argv) {
   double best = 1e300, simulate = 0, test = 0;
   for (int k = 0; k < o.repeat; ++k) {
     const auto start = std::chrono::steady_clock::now();
-    std::vector<n1::Outcome> got = cuda::run_experiments_on_gpu(o.device, parameters, seeds, o.tuning);
+    std::vector<n1::Outcome> got = cuda::run_experiments_on_gpu(o.device, parameters, sweep.seeds, o.tuning);
     const double wall = seconds_since(start);
     double sim = 0, tst = 0;
     for (const n1::Outcome& out : got) {
@@ -186,27 +157,11 @@ int main(int argc, char** argv) {
 
   std::printf("device: %s\n", gpus.description.c_str());
   std::printf("sweep: %zu ratios x %d seeds, %g s, %d shuffles: %.3f s wall (%.4f s per run); STA additions %.3g (%.3g per s)\n",
-              ratios.size(), o.seeds, o.duration, o.shuffles, best, best / static_cast<double>(outcomes.size()), additions,
+              bench::notebook_ratios.size(), o.seeds, o.duration, o.shuffles, best, best / static_cast<double>(outcomes.size()), additions,
               additions / best);
-  std::printf("%6s %9s %7s %8s %8s %7s %8s %8s\n", "ratio", "rate_Hz", "fpr", "tpr_exc", "tpr_inh", "auc", "auc_exc",
-              "auc_inh");
-  if (o.csv) std::fprintf(stderr, "ratio,seed,output_rate,fpr,tpr,tpr_exc,tpr_inh,auc,auc_exc,auc_inh\n");
-  for (size_t r = 0; r < ratios.size(); ++r) {
-    std::vector<double> column[7];
-    for (int s = 0; s < o.seeds; ++s) {
-      const n1::Outcome& out = outcomes[r * static_cast<size_t>(o.seeds) + static_cast<size_t>(s)];
-      const double row[7] = {out.output_rate, out.fpr, out.tpr_exc, out.tpr_inh, out.auc, out.auc_exc, out.auc_inh};
-      for (int c = 0; c < 7; ++c) column[c].push_back(row[c]);
-      if (o.csv)
-        std::fprintf(stderr, "%g,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", ratios[r], s, out.output_rate, out.fpr,
-                     out.tpr, out.tpr_exc, out.tpr_inh, out.auc, out.auc_exc, out.auc_inh);
-    }
-    std::printf("%6g %9.4f %7.4f %8.4f %8.4f %7.4f %8.4f %8.4f\n", ratios[r], finite_mean(column[0]),
-                finite_mean(column[1]), finite_mean(column[2]), finite_mean(column[3]), finite_mean(column[4]),
-                finite_mean(column[5]), finite_mean(column[6]));
-  }
+  bench::print_sweep_table(outcomes, o.seeds, o.csv);
   int differences = 0;
-  if (o.compare > 0) differences = compare_with_cpu(o, parameters, seeds, outcomes);
+  if (o.compare > 0) differences = compare_with_cpu(o, sweep, outcomes);
   std::printf("{\"bench\": \"cuda_n_to_1_sweep\", \"runs\": %zu, \"duration_s\": %g, \"shuffles\": %d, \"wall_s\": %.4f, "
               "\"device_simulate_s\": %.4f, \"device_test_s\": %.4f, \"sta_additions\": %.4g, \"additions_per_s\": %.4g, "
               "\"cpu_compared_runs\": %d, \"cpu_differences\": %d}\n",

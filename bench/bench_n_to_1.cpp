@@ -5,18 +5,18 @@
 //                                               (dg_exc = 0.4 nS) x seeds 0 .. N-1, means per ratio
 // Prints a table on stdout; the per-run numbers of a sweep go to stderr as CSV with --csv.
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "causalsweep/n_to_1.hpp"
+#include "n_to_1_sweep.hpp"
 
 namespace n1 = causalsweep::n_to_1;
+namespace bench = causalsweep::bench;
 
 namespace {
 
@@ -54,18 +54,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// Mean over the finite values (a seed's TPR_inh is NaN where no inhibitory input is connected).
-double finite_mean(const std::vector<double>& values) {
-  double sum = 0;
-  int count = 0;
-  for (const double v : values)
-    if (std::isfinite(v)) {
-      sum += v;
-      ++count;
-    }
-  return count ? sum / count : std::nan("");
-}
-
 int time_default_runs(const Options& o) {
   n1::Parameters p;
   p.duration = o.duration;
@@ -92,46 +80,15 @@ int time_default_runs(const Options& o) {
 }
 
 int run_sweep(const Options& o) {
-  const std::vector<double> ratios{0.5, 1, 2, 4, 8, 16, 32};
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const size_t runs = ratios.size() * static_cast<size_t>(o.seeds);
-  std::vector<n1::Outcome> outcomes(runs);
-  std::atomic<size_t> next{0};
+  const bench::SweepRuns runs = bench::notebook_sweep(o.seeds, o.duration, o.shuffles);
   const auto start = std::chrono::steady_clock::now();
-  std::vector<std::thread> workers;
-  for (int w = 0; w < threads; ++w)
-    workers.emplace_back([&] {
-      for (size_t k; (k = next++) < runs;) {
-        n1::Parameters p;
-        p.duration = o.duration;
-        p.shuffles = o.shuffles;
-        p.dg_inh = p.dg_exc * ratios[k / static_cast<size_t>(o.seeds)];
-        outcomes[k] = n1::run_experiment(p, k % static_cast<size_t>(o.seeds));
-      }
-    });
-  for (auto& w : workers) w.join();
+  const std::vector<n1::Outcome> outcomes = bench::run_on_cpu(runs, runs.parameters.size(), threads);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
   std::printf("sweep: %zu ratios x %d seeds, %g s, %d shuffles, %d threads: %.1f s wall (%.2f s per run per thread)\n",
-              ratios.size(), o.seeds, o.duration, o.shuffles, threads, wall, wall * threads / static_cast<double>(runs));
-  std::printf("%6s %9s %7s %8s %8s %7s %8s %8s\n", "ratio", "rate_Hz", "fpr", "tpr_exc", "tpr_inh", "auc", "auc_exc",
-              "auc_inh");
-  if (o.csv) std::fprintf(stderr, "ratio,seed,output_rate,fpr,tpr,tpr_exc,tpr_inh,auc,auc_exc,auc_inh\n");
-  for (size_t r = 0; r < ratios.size(); ++r) {
-    std::vector<double> column[8];
-    for (int s = 0; s < o.seeds; ++s) {
-      const n1::Outcome& out = outcomes[r * static_cast<size_t>(o.seeds) + static_cast<size_t>(s)];
-      const double row[8] = {out.output_rate, out.fpr,     out.tpr_exc, out.tpr_inh,
-                             out.auc,         out.auc_exc, out.auc_inh, out.tpr};
-      for (int c = 0; c < 8; ++c) column[c].push_back(row[c]);
-      if (o.csv)
-        std::fprintf(stderr, "%g,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", ratios[r], s, out.output_rate, out.fpr,
-                     out.tpr, out.tpr_exc, out.tpr_inh, out.auc, out.auc_exc, out.auc_inh);
-    }
-    std::printf("%6g %9.4f %7.4f %8.4f %8.4f %7.4f %8.4f %8.4f\n", ratios[r], finite_mean(column[0]),
-                finite_mean(column[1]), finite_mean(column[2]), finite_mean(column[3]), finite_mean(column[4]),
-                finite_mean(column[5]), finite_mean(column[6]));
-  }
+              bench::notebook_ratios.size(), o.seeds, o.duration, o.shuffles, threads, wall,
+              wall * threads / static_cast<double>(outcomes.size()));
+  bench::print_sweep_table(outcomes, o.seeds, o.csv);
   return 0;
 }
 

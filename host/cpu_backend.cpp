@@ -85,7 +85,7 @@ NetworkResult score_network(const NetworkTask& task, const SweepGrid& grid, cons
   result.saturated_logits = all.saturated_logits;
   if (result.saturated_logits > 0) result.network_flags |= flag_saturated_logit;
 
-  const bool keep_roc = std::find(grid.roc_seeds.begin(), grid.roc_seeds.end(), task.seed) != grid.roc_seeds.end();
+  const bool keep_roc = grid.keeps_roc(task.seed);
   for (size_t r = 0; r < grid.observed_ratios.size(); ++r) {
     const int k = observed_count(task.n_neurons, grid.observed_ratios[r]);
     const Eigen::MatrixXd truth = A.topLeftCorner(k, k);

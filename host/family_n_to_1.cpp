@@ -131,10 +131,6 @@ RunResult to_run(const n_to_1::Outcome& outcome, int estimator, int inputs, bool
   return run;
 }
 
-bool keeps_roc(const SweepGrid& grid, const NetworkTask& task) {
-  return std::find(grid.roc_seeds.begin(), grid.roc_seeds.end(), task.seed) != grid.roc_seeds.end();
-}
-
 class NTo1Family final : public ModelFamily {
  public:
   std::string_view name() const override { return "n_to_1"; }
@@ -164,7 +160,7 @@ class NTo1Family final : public ModelFamily {
       const n_to_1::Outcome outcome = n_to_1::run_experiment(with_test(parameters, grid.estimators[e]), task.seed);
       times.simulate += outcome.simulate_seconds;
       times.solve += outcome.test_seconds;  // the connection test is this family's estimation phase
-      result.runs.push_back(to_run(outcome, static_cast<int>(e), parameters.inputs, keeps_roc(grid, task)));
+      result.runs.push_back(to_run(outcome, static_cast<int>(e), parameters.inputs, grid.keeps_roc(task.seed)));
     }
     return result;
   }
@@ -220,7 +216,7 @@ class NTo1Family final : public ModelFamily {
         times.simulate += outcomes[next].simulate_seconds;
         times.solve += outcomes[next].test_seconds;
         results[t].runs.push_back(
-            to_run(outcomes[next], static_cast<int>(e), jobs[next].inputs, keeps_roc(grid, batch[t])));
+            to_run(outcomes[next], static_cast<int>(e), jobs[next].inputs, grid.keeps_roc(batch[t].seed)));
       }
     }
     return results;

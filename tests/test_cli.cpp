@@ -164,6 +164,10 @@ TEST(Cli, UnwritableOutputAndUnavailableBackendExitTwo) {
   const fs::path config = write_config(dir, small_sweep);
   const auto unwritable = run_cli("run " + config.string() + " -o /proc/causalsweep/out", dir);
   EXPECT_EQ(unwritable.exit_code, 2) << unwritable.output;
+  const auto bad_device = run_cli("run " + config.string() + " --devices 0,-1 -o " + (dir / "o").string(), dir);
+  EXPECT_EQ(bad_device.exit_code, 2) << bad_device.output;
+  EXPECT_NE(bad_device.output.find("--devices"), std::string::npos) << bad_device.output;
+  EXPECT_FALSE(fs::exists(dir / "o"));
   if (causalsweep::query_cuda_devices().count > 0) GTEST_SKIP() << "a GPU is visible: --backend cuda is available here";
   const auto cuda = run_cli("run " + config.string() + " --backend cuda -o " + (dir / "o").string(), dir);
   EXPECT_EQ(cuda.exit_code, 2) << cuda.output;

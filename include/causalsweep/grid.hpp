@@ -1,6 +1,7 @@
 #pragma once
 // The sweep grid: one simulated network per (seed, n_neurons, timesteps, p_connect, eta); each
 // network is scored at every observed ratio from the leading blocks of its Gram.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ struct SweepGrid {
   std::vector<int> swept_parameters;    // family parameters with several values: the outputs' axis columns
 
   uint64_t runs() const { return networks.size() * observed_ratios.size(); }
+  bool keeps_roc(uint64_t seed) const {
+    return std::find(roc_seeds.begin(), roc_seeds.end(), seed) != roc_seeds.end();
+  }
 };
 
 // The grid in a fixed order: n_neurons, timesteps, p_connect, eta, seed (seed varies fastest).
