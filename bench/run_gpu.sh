@@ -48,6 +48,8 @@ run_bench() {
   "$build/bench/bench_cuda" table | tee "$out/kernel_table.jsonl"
   # Workload W end to end through the backend: 10,000 networks, n = 100, T = 5000, eta = 2.
   "$build/bench/bench_cuda" backend 10000 100 5000 "$threads" | tee "$out/backend_W.json"
+  # The same with the cyclic lasso, which runs on the GPU with the other estimators (nothing on the host).
+  "$build/bench/bench_cuda" backend 10000 100 5000 "$threads" cyclic | tee "$out/backend_W_cyclic.json"
   # The CPU backend on a slice of W (1,600 networks) on all cores, in the same call, through the CLI.
   cat > "$out/w_slice.toml" <<TOML
 name = "w_slice"

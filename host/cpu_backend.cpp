@@ -84,43 +84,46 @@ NetworkResult score_network(const NetworkTask& task, const SweepGrid& grid, cons
   if (empty) result.network_flags |= flag_empty_truth;
   result.saturated_logits = all.saturated_logits;
   if (result.saturated_logits > 0) result.network_flags |= flag_saturated_logit;
-
-  const bool keep_roc = grid.keeps_roc(task.seed);
-  for (size_t r = 0; r < grid.observed_ratios.size(); ++r) {
-    const int k = observed_count(task.n_neurons, grid.observed_ratios[r]);
-    const Eigen::MatrixXd truth = A.topLeftCorner(k, k);
-    for (size_t e = 0; e < grid.estimators.size(); ++e) {
-      const EstimatorSpec& spec = grid.estimators[e];
-      auto start = std::chrono::steady_clock::now();
-      // Sweeps write decisions, never p-values: critical t values replace the k x k Student-t tails.
-      const Estimate estimate = run_estimator(spec, all, even, k, task.eta, PValues::skip);
-      (spec.method == EstimatorMethod::lasso ? times.lasso : times.solve) += seconds_since(start);
-
-      start = std::chrono::steady_clock::now();
-      Scores scores = score_run(truth, estimate, spec, keep_roc);
-      RunResult run;
-      run.ratio_index = static_cast<int>(r);
-      run.observed = k;
-      run.estimator_index = static_cast<int>(e);
-      run.score[score_corr_with_truth] = scores.corr_with_truth;
-      run.score[score_auc] = scores.auc;
-      if (scores.has_decisions) {
-        run.score[score_tpr] = scores.tpr;
-        run.score[score_fpr] = scores.fpr;
-        run.scored |= (1u << score_tpr) | (1u << score_fpr);
-      }
-      if (spec.method == EstimatorMethod::iv) {
-        run.score[score_first_stage_f] = estimate.first_stage_f;
-        run.scored |= 1u << score_first_stage_f;
-      }
-      run.roc = std::move(scores.roc);
-      if (kept) kept->push_back({static_cast<int>(r), static_cast<int>(e), k, truth, estimate.V});
-      run.flags = estimate.flags | scores.flags | result.network_flags;
-      result.runs.push_back(run);
-      times.reduce += seconds_since(start);
-    }
-  }
+  for (size_t r = 0; r < grid.observed_ratios.size(); ++r)
+    for (size_t e = 0; e < grid.estimators.size(); ++e)
+      result.runs.push_back(score_one_run(task, grid, A, static_cast<int>(r), static_cast<int>(e), all, even,
+                                          result.network_flags, times, kept));
   return result;
+}
+
+RunResult score_one_run(const NetworkTask& task, const SweepGrid& grid, const Eigen::MatrixXd& A, int ratio_index,
+                        int estimator_index, const Gram& all, const Gram* even, uint32_t network_flags,
+                        PhaseTimes& times, std::vector<KeptMatrix>* kept) {
+  const int k = observed_count(task.n_neurons, grid.observed_ratios[static_cast<size_t>(ratio_index)]);
+  const Eigen::MatrixXd truth = A.topLeftCorner(k, k);
+  const EstimatorSpec& spec = grid.estimators[static_cast<size_t>(estimator_index)];
+  auto start = std::chrono::steady_clock::now();
+  // Sweeps write decisions, never p-values: critical t values replace the k x k Student-t tails.
+  const Estimate estimate = run_estimator(spec, all, even, k, task.eta, PValues::skip);
+  (spec.method == EstimatorMethod::lasso ? times.lasso : times.solve) += seconds_since(start);
+
+  start = std::chrono::steady_clock::now();
+  Scores scores = score_run(truth, estimate, spec, grid.keeps_roc(task.seed));
+  RunResult run;
+  run.ratio_index = ratio_index;
+  run.observed = k;
+  run.estimator_index = estimator_index;
+  run.score[score_corr_with_truth] = scores.corr_with_truth;
+  run.score[score_auc] = scores.auc;
+  if (scores.has_decisions) {
+    run.score[score_tpr] = scores.tpr;
+    run.score[score_fpr] = scores.fpr;
+    run.scored |= (1u << score_tpr) | (1u << score_fpr);
+  }
+  if (spec.method == EstimatorMethod::iv) {
+    run.score[score_first_stage_f] = estimate.first_stage_f;
+    run.scored |= 1u << score_first_stage_f;
+  }
+  run.roc = std::move(scores.roc);
+  if (kept) kept->push_back({ratio_index, estimator_index, k, truth, estimate.V});
+  run.flags = estimate.flags | scores.flags | network_flags;
+  times.reduce += seconds_since(start);
+  return run;
 }
 
 std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<CpuBackend>(threads); }

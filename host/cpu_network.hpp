@@ -27,4 +27,10 @@ NetworkResult score_network(const NetworkTask& task, const SweepGrid& grid, cons
                             const Gram& all, const Gram* even, PhaseTimes& times,
                             std::vector<KeptMatrix>* kept = nullptr);
 
+// One run of score_network: the estimator `estimator_index` at observed ratio `ratio_index`
+// (network_flags: the network's own flags, ORed into the run's).
+RunResult score_one_run(const NetworkTask& task, const SweepGrid& grid, const Eigen::MatrixXd& A, int ratio_index,
+                        int estimator_index, const Gram& all, const Gram* even, uint32_t network_flags,
+                        PhaseTimes& times, std::vector<KeptMatrix>* kept = nullptr);
+
 }  // namespace causalsweep

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -25,7 +26,9 @@
 #include "causalsweep/config.hpp"
 #include "cpu_network.hpp"
 #include "cuda_backend.hpp"
+#include "connectivity_kernels.hpp"
 #include "cuda_check.cuh"
+#include "cuda_estimation.hpp"
 #include "cuda_kernels.hpp"
 #include "engine.hpp"
 
@@ -108,16 +111,26 @@ void parallel_for(size_t count, int threads, PhaseTimes& times, Work&& work) {
 constexpr size_t section_alignment = 256;
 size_t align_up(size_t bytes) { return (bytes + section_alignment - 1) / section_alignment * section_alignment; }
 
-// Byte offsets of one chunk's arrays. The device arena and the pinned host slot use the same
-// offsets, so inputs go over in one copy ([0, inputs_end)) and outputs come back in one
-// ([grams, outputs_end)); the scratch exists on the device only.
-struct ChunkOffsets {
-  size_t connectivity = 0, etas = 0, seeds = 0, timesteps = 0, inputs_end = 0;
-  size_t grams = 0, even_grams = 0, saturated = 0, outputs_end = 0;
-  size_t scratch = 0, device_end = 0;
+// What the GPU does besides simulating. Both are on unless the device's self-check said otherwise;
+// then the host does that part exactly as the CPU backend does.
+struct DeviceMode {
+  bool connectivity = true;  // generate A on the GPU (a user-given A always comes from the host)
+  bool estimation = true;    // estimate and score on the GPU (the estimators that are estimable_on_gpu)
 };
 
-ChunkOffsets chunk_offsets(const SimulationLayout& layout, size_t count, bool perturb) {
+// Byte offsets of one chunk's arrays. The device arena and the pinned host slot use the same offsets:
+// inputs go over in one copy ([0, inputs_end)) and A in a second when the host made it; per-run
+// outputs come back in one copy ([saturated, outputs_end)), Grams and A only for the networks the
+// host scores. Sections after host_end exist on the device only.
+struct ChunkOffsets {
+  size_t etas = 0, seeds = 0, timesteps = 0, p_connect = 0, stage_inputs = 0, inputs_end = 0;
+  size_t saturated = 0, status = 0, singular_value = 0, stage_results = 0, outputs_end = 0;
+  size_t connectivity = 0, grams = 0, even_grams = 0, host_end = 0;
+  size_t scratch = 0, connectivity_scratch = 0, stage_workspace = 0, device_end = 0;
+};
+
+ChunkOffsets chunk_offsets(const SimulationLayout& layout, size_t count, bool perturb, const EstimationStage* stage,
+                           size_t connectivity_scratch_per_network) {
   ChunkOffsets o;
   size_t at = 0;
   auto section = [&](size_t bytes) {
@@ -126,16 +139,24 @@ ChunkOffsets chunk_offsets(const SimulationLayout& layout, size_t count, bool pe
     return start;
   };
   const size_t n = static_cast<size_t>(layout.n);
-  o.connectivity = section(count * n * n * sizeof(double));
   o.etas = section(count * sizeof(double));
   o.seeds = section(count * sizeof(uint64_t));
   o.timesteps = section(count * sizeof(int));
+  o.p_connect = section(count * sizeof(double));
+  o.stage_inputs = section(stage ? stage->input_bytes(count) : 0);
   o.inputs_end = at;
+  o.saturated = section(2 * count * sizeof(unsigned long long));
+  o.status = section(count * sizeof(int));
+  o.singular_value = section(count * sizeof(double));
+  o.stage_results = section(stage ? stage->result_bytes(count) : 0);
+  o.outputs_end = at;
+  o.connectivity = section(count * n * n * sizeof(double));
   o.grams = section(count * gram_doubles(layout.n) * sizeof(double));
   o.even_grams = section(perturb ? count * gram_doubles(layout.n) * sizeof(double) : 0);
-  o.saturated = section(2 * count * sizeof(unsigned long long));
-  o.outputs_end = at;
+  o.host_end = at;
   o.scratch = section(count * layout.scratch_doubles * sizeof(double));
+  o.connectivity_scratch = section(count * connectivity_scratch_per_network * sizeof(double));
+  o.stage_workspace = section(stage ? stage->workspace_bytes(count) : 0);
   o.device_end = at;
   return o;
 }
@@ -196,15 +217,11 @@ struct BatchContext {
 // One GPU: its stream, its memory and its half of the pipeline.
 class DeviceWorker {
  public:
-  int device() const { return device_; }
-  explicit DeviceWorker(int device) : device_(device) {
+  explicit DeviceWorker(int device, DeviceMode mode) : device_(device), mode_(mode) {
     CS_CUDA_CHECK(cudaSetDevice(device_));
     CS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    for (int slot = 0; slot < 2; ++slot) {
-      CS_CUDA_CHECK(cudaEventCreate(&kernel_start_[slot]));
-      CS_CUDA_CHECK(cudaEventCreate(&kernel_end_[slot]));
-      CS_CUDA_CHECK(cudaEventCreate(&outputs_ready_[slot]));
-    }
+    for (int slot = 0; slot < 2; ++slot)
+      for (cudaEvent_t& event : events_[slot]) CS_CUDA_CHECK(cudaEventCreate(&event));
     cudaDeviceProp prop{};
     CS_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = fmt::format("{} (device {}, sm_{}{}, {} MiB)", prop.name, device_, prop.major, prop.minor,
@@ -216,17 +233,32 @@ class DeviceWorker {
   ~DeviceWorker() {
     cudaSetDevice(device_);  // no checks in a destructor: release what exists
     cudaStreamSynchronize(stream_);
-    for (int slot = 0; slot < 2; ++slot) {
-      cudaEventDestroy(kernel_start_[slot]);
-      cudaEventDestroy(kernel_end_[slot]);
-      cudaEventDestroy(outputs_ready_[slot]);
-    }
+    stages_.clear();  // their cuBLAS / cuSOLVER handles use the stream
+    for (int slot = 0; slot < 2; ++slot)
+      for (cudaEvent_t event : events_[slot]) cudaEventDestroy(event);
     cudaStreamDestroy(stream_);
   }
 
+  int device() const { return device_; }
   const std::string& name() const { return name_; }
+  const DeviceMode& mode() const { return mode_; }
 
   SimulationLayout layout(int n) const { return plan_simulation_layout(n, shared_limit_); }
+
+  // A new batch: estimation stages are made per (n, perturb) for this grid when it is estimable on the GPU.
+  void begin_batch(const SweepGrid& grid) {
+    CS_CUDA_CHECK(cudaSetDevice(device_));
+    CS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    stages_.clear();
+    grid_ = &grid;
+    estimate_on_gpu_ = mode_.estimation && has_gpu_estimators(grid);
+    connectivity_on_gpu_ = mode_.connectivity && grid.model.connectivity.empty();
+  }
+
+  ChunkOffsets offsets(int n, bool perturb, size_t count) {
+    const size_t per_network = connectivity_on_gpu_ ? connectivity_scratch_doubles(n, shared_limit_) : 0;
+    return chunk_offsets(layout(n), count, perturb, stage(n, perturb), per_network);
+  }
 
   // Networks of size n that one chunk may hold: `fraction` of the memory this process could use
   // on the device (free plus what it already holds), and at most 1 GiB per pinned host slot unless
@@ -236,10 +268,9 @@ class DeviceWorker {
     size_t free_bytes = 0, total_bytes = 0;
     CS_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const double budget = fraction * static_cast<double>(free_bytes + device_arena_.size());
-    const SimulationLayout l = layout(n);
-    const ChunkOffsets one = chunk_offsets(l, 1, perturb);
+    const ChunkOffsets one = offsets(n, perturb, 1);
     const double per_network = static_cast<double>(one.device_end);  // alignment makes this an upper bound
-    const double per_network_host = static_cast<double>(one.outputs_end);
+    const double per_network_host = static_cast<double>(one.host_end);
     constexpr double pinned_slot_limit = 1024.0 * 1024.0 * 1024.0;
     const auto on_device = static_cast<size_t>(budget / per_network);
     const auto in_pinned_slot = std::max<size_t>(1, static_cast<size_t>(pinned_slot_limit / per_network_host));
@@ -252,7 +283,7 @@ class DeviceWorker {
     return device_arena_.reserve(device_bytes) && host_slot_[0].reserve(host_bytes) && host_slot_[1].reserve(host_bytes);
   }
 
-  // Takes chunks from the queue until it is empty; chunk k+1 runs on the GPU while the host scores chunk k.
+  // Takes chunks from the queue until it is empty; chunk k+1 runs on the GPU while the host finishes chunk k.
   void process(BatchContext& context, PhaseTimes& times) {
     CS_CUDA_CHECK(cudaSetDevice(device_));
     std::optional<InFlight> pending;
@@ -271,114 +302,222 @@ class DeviceWorker {
   }
 
  private:
-  // A chunk whose simulation has been queued on the stream.
+  // Events of one slot, in stream order.
+  enum Event { generate_start, simulate_start, simulate_end, estimate_end, outputs_ready, event_count };
+
+  // A chunk whose work has been queued on the stream.
   struct InFlight {
     const Chunk* chunk = nullptr;
     int slot = 0;
-    SimulationLayout layout;
     ChunkOffsets offsets;
-    std::vector<Eigen::MatrixXd> A;  // the truth for scoring
-    std::vector<char> empty;         // A0 had no connection
+    const EstimationStage* stage = nullptr;
+    std::vector<Eigen::MatrixXd> A;  // the truth when the host made it
+    std::vector<char> empty;         // host-made A0 had no connection
+    std::vector<char> host_scored;   // every run estimated and scored on the host (ROC seeds, or no stage)
+    bool all_grams = false;          // every network's Grams come back (some estimators run on the host)
   };
 
-  // Host: A and the per-network inputs into the pinned slot. Device: inputs in, the kernel, Grams
-  // out, all queued on this worker's stream (so the previous chunk's copies finish first).
+  EstimationStage* stage(int n, bool perturb) {
+    if (!estimate_on_gpu_) return nullptr;
+    auto& slot = stages_[{n, perturb}];
+    if (!slot) slot = std::make_unique<EstimationStage>(*grid_, n, perturb, Executor{true, stream_, shared_limit_});
+    return slot.get();
+  }
+
+  // Host: the per-network inputs (and A when the host makes it) into the pinned slot. Device: A,
+  // the simulation, the estimation and the copies back, all queued on this worker's stream.
   InFlight submit(const Chunk& chunk, int slot, BatchContext& context, PhaseTimes& times) {
+    const SweepGrid& grid = *context.grid;
     InFlight f;
     f.chunk = &chunk;
     f.slot = slot;
-    f.layout = layout(chunk.n);
+    const SimulationLayout sim = layout(chunk.n);
     const size_t count = chunk.members.size();
-    f.offsets = chunk_offsets(f.layout, count, chunk.perturb);
-    f.A.resize(count);
-    f.empty.resize(count);
+    f.stage = stage(chunk.n, chunk.perturb);
+    f.offsets = offsets(chunk.n, chunk.perturb, count);
+    const ChunkOffsets& o = f.offsets;
+    f.host_scored.resize(count);
+    if (!connectivity_on_gpu_) {
+      f.A.resize(count);
+      f.empty.resize(count);
+    }
 
     char* host = host_slot_[slot].data();
-    auto* connectivity = reinterpret_cast<double*>(host + f.offsets.connectivity);
-    auto* etas = reinterpret_cast<double*>(host + f.offsets.etas);
-    auto* seeds = reinterpret_cast<uint64_t*>(host + f.offsets.seeds);
-    auto* timesteps = reinterpret_cast<int*>(host + f.offsets.timesteps);
     const size_t n = static_cast<size_t>(chunk.n);
+    std::vector<const NetworkTask*> tasks(count);
     parallel_for(count, context.host_threads, times, [&](size_t i, PhaseTimes& local) {
       const auto start = std::chrono::steady_clock::now();
       const NetworkTask& task = context.batch[chunk.members[i]];
-      bool empty = false;
-      f.A[i] = network_connectivity(task, context.grid->model, empty);
-      f.empty[i] = empty;
-      std::copy(f.A[i].data(), f.A[i].data() + n * n, connectivity + i * n * n);  // column-major, as the kernel reads it
-      etas[i] = task.eta;
-      seeds[i] = task.seed;
-      timesteps[i] = task.timesteps;
+      tasks[i] = &task;
+      reinterpret_cast<double*>(host + o.etas)[i] = task.eta;
+      reinterpret_cast<uint64_t*>(host + o.seeds)[i] = task.seed;
+      reinterpret_cast<int*>(host + o.timesteps)[i] = task.timesteps;
+      reinterpret_cast<double*>(host + o.p_connect)[i] = task.p_connect;
+      f.host_scored[i] = !f.stage || grid.keeps_roc(task.seed);
+      if (!connectivity_on_gpu_) {
+        bool empty = false;
+        f.A[i] = network_connectivity(task, grid.model, empty);
+        f.empty[i] = empty;
+        std::copy(f.A[i].data(), f.A[i].data() + n * n, reinterpret_cast<double*>(host + o.connectivity) + i * n * n);
+      }
       local.generate += seconds_since(start);
     });
+    if (f.stage) f.stage->prepare_inputs(tasks, host + o.stage_inputs);
 
     char* device = device_arena_.data();
+    auto* connectivity = reinterpret_cast<double*>(device + o.connectivity);
+    auto* grams = reinterpret_cast<double*>(device + o.grams);
+    auto* even_grams = chunk.perturb ? reinterpret_cast<double*>(device + o.even_grams) : nullptr;
+    cudaEvent_t* events = events_[slot];
+    CS_CUDA_CHECK(cudaMemcpyAsync(device, host, o.inputs_end, cudaMemcpyHostToDevice, stream_));
+    CS_CUDA_CHECK(cudaEventRecord(events[generate_start], stream_));
+    if (connectivity_on_gpu_) {
+      ConnectivityBatch a;
+      a.networks = static_cast<int>(count);
+      a.n = chunk.n;
+      a.p_inhibitory = grid.model.p_inhibitory;
+      a.seeds = reinterpret_cast<const uint64_t*>(device + o.seeds);
+      a.p_connect = reinterpret_cast<const double*>(device + o.p_connect);
+      a.connectivity = connectivity;
+      a.singular_value = reinterpret_cast<double*>(device + o.singular_value);
+      a.status = reinterpret_cast<int*>(device + o.status);
+      a.scratch = reinterpret_cast<double*>(device + o.connectivity_scratch);
+      launch_connectivity(a, shared_limit_, stream_);
+    } else {
+      CS_CUDA_CHECK(cudaMemcpyAsync(connectivity, host + o.connectivity, count * n * n * sizeof(double),
+                                    cudaMemcpyHostToDevice, stream_));
+    }
+
     SimulationBatch batch;
     batch.networks = static_cast<int>(count);
-    batch.nonlinearity = context.grid->model.nonlinearity;
+    batch.nonlinearity = grid.model.nonlinearity;
     batch.perturb = chunk.perturb;
-    batch.seeds = reinterpret_cast<const uint64_t*>(device + f.offsets.seeds);
-    batch.etas = reinterpret_cast<const double*>(device + f.offsets.etas);
-    batch.timesteps = reinterpret_cast<const int*>(device + f.offsets.timesteps);
-    batch.connectivity = reinterpret_cast<const double*>(device + f.offsets.connectivity);
-    batch.grams = reinterpret_cast<double*>(device + f.offsets.grams);
-    batch.even_grams = chunk.perturb ? reinterpret_cast<double*>(device + f.offsets.even_grams) : nullptr;
-    batch.saturated = reinterpret_cast<unsigned long long*>(device + f.offsets.saturated);
-    batch.scratch = f.layout.scratch_doubles ? reinterpret_cast<double*>(device + f.offsets.scratch) : nullptr;
+    batch.seeds = reinterpret_cast<const uint64_t*>(device + o.seeds);
+    batch.etas = reinterpret_cast<const double*>(device + o.etas);
+    batch.timesteps = reinterpret_cast<const int*>(device + o.timesteps);
+    batch.connectivity = connectivity;
+    batch.grams = grams;
+    batch.even_grams = even_grams;
+    batch.saturated = reinterpret_cast<unsigned long long*>(device + o.saturated);
+    batch.scratch = sim.scratch_doubles ? reinterpret_cast<double*>(device + o.scratch) : nullptr;
+    CS_CUDA_CHECK(cudaEventRecord(events[simulate_start], stream_));
+    launch_simulation(sim, batch, stream_);
+    CS_CUDA_CHECK(cudaEventRecord(events[simulate_end], stream_));
 
-    CS_CUDA_CHECK(cudaMemcpyAsync(device, host, f.offsets.inputs_end, cudaMemcpyHostToDevice, stream_));
-    CS_CUDA_CHECK(cudaEventRecord(kernel_start_[slot], stream_));
-    launch_simulation(f.layout, batch, stream_);
-    CS_CUDA_CHECK(cudaEventRecord(kernel_end_[slot], stream_));
-    CS_CUDA_CHECK(cudaMemcpyAsync(host + f.offsets.grams, device + f.offsets.grams,
-                                  f.offsets.outputs_end - f.offsets.grams, cudaMemcpyDeviceToHost, stream_));
-    CS_CUDA_CHECK(cudaEventRecord(outputs_ready_[slot], stream_));
+    if (f.stage) {
+      StageBuffers buffers;
+      buffers.networks = count;
+      buffers.grams = grams;
+      buffers.even_grams = even_grams;
+      buffers.connectivity = connectivity;
+      buffers.etas = batch.etas;
+      buffers.inputs = device + o.stage_inputs;
+      buffers.workspace = device + o.stage_workspace;
+      buffers.results = device + o.stage_results;
+      f.stage->run(buffers);
+    }
+    CS_CUDA_CHECK(cudaEventRecord(events[estimate_end], stream_));
+
+    auto copy_back = [&](size_t offset, size_t bytes) {
+      CS_CUDA_CHECK(cudaMemcpyAsync(host + offset, device + offset, bytes, cudaMemcpyDeviceToHost, stream_));
+    };
+    copy_back(o.saturated, o.outputs_end - o.saturated);
+    // The host-scored networks' Grams (and A when the GPU made it): all of them in one copy, or one by one.
+    const size_t gram_bytes = gram_doubles(chunk.n) * sizeof(double), a_bytes = n * n * sizeof(double);
+    const size_t host_count = static_cast<size_t>(std::count(f.host_scored.begin(), f.host_scored.end(), 1));
+    f.all_grams = host_count == count || f.stage->has_host_estimators();
+    if (f.all_grams) {
+      copy_back(o.grams, count * gram_bytes);
+      if (chunk.perturb) copy_back(o.even_grams, count * gram_bytes);
+      if (connectivity_on_gpu_) copy_back(o.connectivity, count * a_bytes);
+    } else if (host_count > 0) {
+      for (size_t i = 0; i < count; ++i) {
+        if (!f.host_scored[i]) continue;
+        copy_back(o.grams + i * gram_bytes, gram_bytes);
+        if (chunk.perturb) copy_back(o.even_grams + i * gram_bytes, gram_bytes);
+        if (connectivity_on_gpu_) copy_back(o.connectivity + i * a_bytes, a_bytes);
+      }
+    }
+    CS_CUDA_CHECK(cudaEventRecord(events[outputs_ready], stream_));
     return f;
   }
 
-  // Waits for the chunk's Grams, then estimates and scores its networks on the host.
+  // Waits for the chunk's outputs, then turns them into results: per-run scores from the GPU, or
+  // the host's estimation from the Grams; a network whose A the GPU could not scale (its
+  // singular-value iteration did not converge) runs again on the CPU from the start.
   void finish(const InFlight& f, BatchContext& context, PhaseTimes& times) {
-    CS_CUDA_CHECK(cudaEventSynchronize(outputs_ready_[f.slot]));
-    float kernel_ms = 0;
-    CS_CUDA_CHECK(cudaEventElapsedTime(&kernel_ms, kernel_start_[f.slot], kernel_end_[f.slot]));
-    times.simulate += kernel_ms / 1000.0;
+    cudaEvent_t* events = events_[f.slot];
+    CS_CUDA_CHECK(cudaEventSynchronize(events[outputs_ready]));
+    float generate_ms = 0, simulate_ms = 0, estimate_ms = 0;
+    CS_CUDA_CHECK(cudaEventElapsedTime(&generate_ms, events[generate_start], events[simulate_start]));
+    CS_CUDA_CHECK(cudaEventElapsedTime(&simulate_ms, events[simulate_start], events[simulate_end]));
+    CS_CUDA_CHECK(cudaEventElapsedTime(&estimate_ms, events[simulate_end], events[estimate_end]));
+    if (connectivity_on_gpu_) times.generate += generate_ms / 1000.0;
+    times.simulate += simulate_ms / 1000.0;
+    times.solve += estimate_ms / 1000.0;
 
+    const SweepGrid& grid = *context.grid;
+    const ChunkOffsets& o = f.offsets;
     const char* host = host_slot_[f.slot].data();
-    const auto* grams = reinterpret_cast<const double*>(host + f.offsets.grams);
-    const auto* even_grams = reinterpret_cast<const double*>(host + f.offsets.even_grams);
-    const auto* saturated = reinterpret_cast<const unsigned long long*>(host + f.offsets.saturated);
+    const auto* saturated = reinterpret_cast<const unsigned long long*>(host + o.saturated);
+    const auto* status = reinterpret_cast<const int*>(host + o.status);
+    const auto* grams = reinterpret_cast<const double*>(host + o.grams);
+    const auto* even_grams = reinterpret_cast<const double*>(host + o.even_grams);
+    const auto* connectivity = reinterpret_cast<const double*>(host + o.connectivity);
     const int n = f.chunk->n;
-    const size_t size = gram_doubles(n);
-    parallel_for(f.chunk->members.size(), context.host_threads, times, [&](size_t i, PhaseTimes& local) {
+    const size_t size = gram_doubles(n), count = f.chunk->members.size();
+    parallel_for(count, context.host_threads, times, [&](size_t i, PhaseTimes& local) {
       const size_t member = f.chunk->members[i];
       const NetworkTask& task = context.batch[member];
-      const Gram all = unpack_gram(grams + i * size, n, transitions_all(task.timesteps),
-                                   static_cast<int64_t>(saturated[2 * i]));
-      std::optional<Gram> even;
-      if (f.chunk->perturb)
-        even = unpack_gram(even_grams + i * size, n, transitions_even(task.timesteps),
-                           static_cast<int64_t>(saturated[2 * i + 1]));
-      (*context.results)[member] =
-          score_network(task, *context.grid, f.A[i], f.empty[i] != 0, all, even ? &*even : nullptr, local);
+      NetworkResult& result = (*context.results)[member];
+      if (connectivity_on_gpu_ && status[i] == connectivity_unconverged) {
+        result = run_cpu_network(task, grid, local);
+        return;
+      }
+      const bool empty = connectivity_on_gpu_ ? status[i] == connectivity_empty : f.empty[i] != 0;
+      std::optional<Gram> all, even;
+      Eigen::MatrixXd A;
+      if (f.all_grams || f.host_scored[i]) {
+        all = unpack_gram(grams + i * size, n, transitions_all(task.timesteps), static_cast<int64_t>(saturated[2 * i]));
+        if (f.chunk->perturb)
+          even = unpack_gram(even_grams + i * size, n, transitions_even(task.timesteps),
+                             static_cast<int64_t>(saturated[2 * i + 1]));
+        A = connectivity_on_gpu_ ? Eigen::MatrixXd(Eigen::Map<const Eigen::MatrixXd>(connectivity + i * n * n, n, n))
+                                 : f.A[i];
+      }
+      if (f.host_scored[i]) {
+        result = score_network(task, grid, A, empty, *all, even ? &*even : nullptr, local);
+        return;
+      }
+      const auto host_run = [&](int r, int e, uint32_t network_flags) {
+        return score_one_run(task, grid, A, r, e, *all, even ? &*even : nullptr, network_flags, local);
+      };
+      result = f.stage->assemble(task, i, count, host + o.stage_results, empty, static_cast<int64_t>(saturated[2 * i]),
+                                 host_run);
     });
   }
 
   int device_;
+  DeviceMode mode_;
   std::string name_;
   size_t shared_limit_ = 0;
   cudaStream_t stream_ = nullptr;
-  cudaEvent_t kernel_start_[2] = {}, kernel_end_[2] = {}, outputs_ready_[2] = {};
+  cudaEvent_t events_[2][event_count] = {};
   DeviceArena device_arena_;
   PinnedArena host_slot_[2];
+  const SweepGrid* grid_ = nullptr;
+  bool estimate_on_gpu_ = false, connectivity_on_gpu_ = false;
+  std::map<std::pair<int, bool>, std::unique_ptr<EstimationStage>> stages_;
 };
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const std::vector<int>& devices, int host_threads)
+  // One worker per device, each with what its self-check allows it to do on the GPU.
+  CudaBackend(const std::vector<std::pair<int, DeviceMode>>& devices, int host_threads)
       : host_threads_(host_threads > 0 ? host_threads
                                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))),
         cpu_(make_cpu_backend(host_threads)) {
-    for (int d : devices) workers_.push_back(std::make_unique<DeviceWorker>(d));
+    for (const auto& [d, mode] : devices) workers_.push_back(std::make_unique<DeviceWorker>(d, mode));
   }
 
   std::string name() const override { return "cuda"; }
@@ -417,14 +556,19 @@ class CudaBackend final : public Backend {
   std::string device() const override {
     std::string names;
     for (const auto& w : workers_) names += (names.empty() ? "" : "; ") + w->name();
-    return fmt::format("{}; host: {} threads", names, host_threads_);
+    std::string text = fmt::format("{}; host: {} threads", names, host_threads_);
+    for (const auto& note : notes_) text += "; " + note;
+    return text;
   }
+  // A line for device(): what a device's self-check moved back to the host, and why.
+  void add_note(std::string note) { notes_.push_back(std::move(note)); }
 
   std::vector<NetworkResult> run_batch(std::span<const NetworkTask> batch, const SweepGrid& grid,
                                        PhaseTimes& times) override {
     if (grid.family) return run_family_batch(batch, grid, times);
     std::vector<NetworkResult> results(batch.size());
     if (batch.empty()) return results;
+    for (auto& worker : workers_) worker->begin_batch(grid);
     const std::vector<Chunk> chunks = plan(batch);
 
     BatchContext context;
@@ -478,9 +622,9 @@ class CudaBackend final : public Backend {
       for (const auto& w : workers_) {
         size_t device_bytes = 0, host_bytes = 0;
         for (const Chunk& c : chunks) {
-          const ChunkOffsets o = chunk_offsets(w->layout(c.n), c.members.size(), c.perturb);
+          const ChunkOffsets o = w->offsets(c.n, c.perturb, c.members.size());
           device_bytes = std::max(device_bytes, o.device_end);
-          host_bytes = std::max(host_bytes, o.outputs_end);
+          host_bytes = std::max(host_bytes, o.host_end);
         }
         reserved = reserved && w->reserve(device_bytes, host_bytes);
       }
@@ -503,13 +647,15 @@ class CudaBackend final : public Backend {
   int host_threads_;
   std::unique_ptr<Backend> cpu_;
   std::vector<std::unique_ptr<DeviceWorker>> workers_;
+  std::vector<std::string> notes_;
 };
 
 // A known-answer check before a sweep trusts a device: small networks (shared-memory layout, and
 // n = 40 with perturbation) through the whole CUDA path must give the CPU backend's scores. A wrong
 // driver, architecture or kernel then shows up as a clear reason (and `auto` falls back to the CPU),
-// never as wrong results. Empty when the device agrees; else what differed.
-std::string self_check(int device) {
+// never as wrong results. `mode` says which GPU stages take part. Empty when the device agrees; else
+// what differed.
+std::string self_check(int device, DeviceMode mode) {
   const SweepConfig config = parse_config(R"(name = "cuda_self_check"
 [model]
 n_neurons = [7, 40]
@@ -521,13 +667,23 @@ perturb = true
 [seeds]
 list = [20261122]
 [estimators]
-use = ["correlation", "perturbation", "ols", "iv"]
+use = ["correlation", "perturbation", "ols", "iv", "ols_bonferroni", "lasso_cyclic"]
+[estimators.ols_bonferroni]
+method = "ols"
+intercept = true
+correction = "bonferroni"
+[estimators.lasso_cyclic]
+method = "lasso"
+solver = "cyclic"
+alpha = 0.001
+[scores]
+roc_seeds = []
 )",
                                           "<cuda self-check>");
   const SweepGrid grid = expand_grid(config);
   PhaseTimes unused;
   const std::vector<NetworkResult> want = make_cpu_backend(1)->run_batch(grid.networks, grid, unused);
-  CudaBackend one({device}, 1);
+  CudaBackend one({{device, mode}}, 1);
   const std::vector<NetworkResult> got = one.run_batch(grid.networks, grid, unused);
   for (size_t i = 0; i < want.size(); ++i)
     for (size_t r = 0; r < want[i].runs.size(); ++r)
@@ -535,13 +691,26 @@ use = ["correlation", "perturbation", "ols", "iv"]
         if (!want[i].runs[r].has(s)) continue;
         const double a = want[i].runs[r].score[s], b = got[i].runs[r].score[s];
         const bool same = (std::isnan(a) && std::isnan(b)) || std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(a));
-        if (!same || got[i].runs[r].flags != want[i].runs[r].flags)
-          return fmt::format("self-check on device {} failed: network n = {}, {} = {} (flags {}) on the GPU but {} "
+        if (!same || got[i].runs[r].flags != want[i].runs[r].flags || !got[i].runs[r].has(s))
+          return fmt::format("self-check on device {} failed: network n = {}, {} {} = {} (flags {}) on the GPU but {} "
                              "(flags {}) on the CPU",
-                             device, grid.networks[i].n_neurons, score_names[s], b, got[i].runs[r].flags, a,
-                             want[i].runs[r].flags);
+                             device, grid.networks[i].n_neurons, grid.estimators[want[i].runs[r].estimator_index].label,
+                             score_names[s], b, got[i].runs[r].flags, a, want[i].runs[r].flags);
       }
   return {};
+}
+
+// What a device may do: everything on the GPU when that passes the self-check, else the simulation
+// only (A, estimation and scores on the host) with the reason in `note`; nullopt (and `why`) when
+// even that fails.
+std::optional<DeviceMode> checked_mode(int device, std::string& why, std::string& note) {
+  if (!simulation_kernel_runnable(device, why)) return std::nullopt;
+  const std::string full = self_check(device, DeviceMode{true, true});
+  if (full.empty()) return DeviceMode{true, true};
+  why = self_check(device, DeviceMode{false, false});
+  if (!why.empty()) return std::nullopt;
+  note = fmt::format("device {}: A, estimation and scores on the host ({})", device, full);
+  return DeviceMode{false, false};
 }
 
 }  // namespace
@@ -551,17 +720,19 @@ std::unique_ptr<Backend> make_cuda_backend(std::vector<int> devices, int host_th
   const CudaDevices seen = query_cuda_devices();
   if (seen.count == 0)
     throw InputError(fmt::format("--backend cuda: {}; use --backend cpu or auto", seen.description));
-  std::vector<std::string> problems;
-  std::vector<int> usable;
+  std::vector<std::string> problems, notes;
+  std::vector<std::pair<int, cuda::DeviceMode>> usable;
   const bool all = devices.empty();
   if (all)
     for (int d = 0; d < seen.count; ++d) devices.push_back(d);
   for (int d : devices) {
-    std::string why;
-    if (cuda::simulation_kernel_runnable(d, why) && (why = cuda::self_check(d)).empty())
-      usable.push_back(d);
-    else
+    std::string why, note;
+    if (const auto mode = cuda::checked_mode(d, why, note)) {
+      usable.emplace_back(d, *mode);
+      if (!note.empty()) notes.push_back(note);
+    } else {
       problems.push_back(why);
+    }
   }
   // An explicit list must be usable as given; `all` takes the usable ones.
   if (usable.empty() || (!all && !problems.empty())) {
@@ -570,7 +741,9 @@ std::unique_ptr<Backend> make_cuda_backend(std::vector<int> devices, int host_th
     throw InputError(fmt::format("--backend cuda: {} (GPUs seen: {}); use --backend cpu or auto", reasons,
                                  seen.description));
   }
-  return std::make_unique<cuda::CudaBackend>(usable, host_threads);
+  auto backend = std::make_unique<cuda::CudaBackend>(usable, host_threads);
+  for (const auto& note : notes) backend->add_note(note);
+  return backend;
 }
 
 }  // namespace causalsweep

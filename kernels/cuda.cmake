@@ -1,18 +1,25 @@
 # The CUDA side of causalsweep, built only when nvcc is found (see CMakeLists.txt).
 #   causalsweep_cuda: the kernels (nvcc, C++17) behind the C++17 interface kernels/cuda_kernels.hpp
 #   host/cuda_backend.cpp: the Backend that drives them (g++, C++20), compiled into causalsweep_core
+# The GPU estimation stage (connectivity, least squares, lasso, scores). A development build may list
+# a subset (e.g. -DCAUSALSWEEP_ESTIMATION_KERNELS=kernels/lasso.cu) to work on one of them alone.
+set(CAUSALSWEEP_ESTIMATION_KERNELS
+    kernels/connectivity.cu kernels/least_squares.cu kernels/lasso.cu kernels/scores.cu
+    CACHE STRING "CUDA sources of the GPU estimation stage")
 add_library(causalsweep_cuda STATIC
   kernels/device_query.cu
   kernels/random_stream.cu
   kernels/simulate_gram.cu
   kernels/n_to_1.cu
+  ${CAUSALSWEEP_ESTIMATION_KERNELS}
 )
 target_include_directories(causalsweep_cuda PUBLIC include kernels)
-target_link_libraries(causalsweep_cuda PUBLIC CUDA::cudart_static)
+# cuBLAS and cuSOLVER for the batched least squares (shared: their static archives are hundreds of MB).
+target_link_libraries(causalsweep_cuda PUBLIC CUDA::cudart_static CUDA::cublas CUDA::cusolver)
 # No fast math (nvcc's default; the transforms must match the CPU's); the architectures in messages.
 target_compile_definitions(causalsweep_cuda PRIVATE CS_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES}")
 target_compile_options(causalsweep_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
 
-target_sources(causalsweep_core PRIVATE host/cuda_backend.cpp)
+target_sources(causalsweep_core PRIVATE host/cuda_backend.cpp host/cuda_estimation.cpp)
 target_compile_definitions(causalsweep_core PUBLIC CAUSALSWEEP_HAVE_CUDA=1)
 target_link_libraries(causalsweep_core PUBLIC causalsweep_cuda)

@@ -25,17 +25,11 @@
 #include <string>
 #include <vector>
 
+#include "block_program.cuh"
 #include "causalsweep/model.hpp"
 #include "causalsweep/random_stream.hpp"
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
-
-// Unrolled on the device (keeps the micro-tile accumulators in registers); nothing on the host.
-#ifdef __CUDA_ARCH__
-#define CS_UNROLL _Pragma("unroll")
-#else
-#define CS_UNROLL
-#endif
 
 #ifndef CS_CUDA_ARCHITECTURES
 #define CS_CUDA_ARCHITECTURES "(unknown)"
@@ -46,26 +40,6 @@ namespace {
 
 constexpr int max_threads = 256;  // the kernel's __launch_bounds__
 constexpr int micro = 4;          // micro-tile edge of the Gram update (and padding of the tile columns)
-
-// ---- the two ways to run a block program ------------------------------------------------------
-
-// On the GPU: every thread runs the phase for itself, then the block waits at a barrier.
-struct DeviceBlock {
-  template <class Phase>
-  __device__ void parallel(Phase&& phase) {
-    phase(static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x));
-    __syncthreads();
-  }
-};
-
-// On the host: the phase runs for each thread in turn (valid because phases are race-free).
-struct HostBlock {
-  int threads;
-  template <class Phase>
-  void parallel(Phase&& phase) {
-    for (int tid = 0; tid < threads; ++tid) phase(tid, threads);
-  }
-};
 
 // ---- memory of one network ------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include <Eigen/SVD>
+
 #include "causalsweep/flags.hpp"
 #include "causalsweep/grid.hpp"
 #include "causalsweep/model.hpp"
@@ -34,6 +36,25 @@ TEST(Connectivity, SingularValueMatchesPowerIteration) {
   Eigen::VectorXd v = Eigen::VectorXd::Ones(30);
   for (int it = 0; it < 2000; ++it) v = (A0.transpose() * (A0 * v)).normalized();
   EXPECT_NEAR(cs::largest_singular_value(A0), (A0 * v).norm(), 1e-9);
+}
+
+// Sparse matrices on which Eigen 3.4.0's BDCSVD crashed (AVX-512 builds): the value must come out and
+// agree with the one-sided Jacobi SVD, an independent algorithm.
+TEST(Connectivity, SparseMatricesThatCrashedBdcsvd) {
+  struct Case {
+    uint64_t seed;
+    int n;
+    double p_connect, p_inhibitory;
+  };
+  for (const Case c : {Case{1301, 40, 0.03, 0.5}, Case{1885, 40, 0.03, 0.5}, Case{2255, 40, 0.05, 0.3}}) {
+    bool empty = true;
+    const Eigen::MatrixXd A = cs::generate_connectivity(c.seed, c.n, c.p_connect, empty, c.p_inhibitory);
+    ASSERT_FALSE(empty);
+    const Eigen::JacobiSVD<Eigen::MatrixXd> jacobi(A);
+    EXPECT_NEAR(jacobi.singularValues()(0), 1 / 1.01, 1e-13) << "seed " << c.seed;
+    Eigen::MatrixXd signs = A.array().sign().matrix();
+    EXPECT_NEAR(cs::largest_singular_value(signs), Eigen::JacobiSVD<Eigen::MatrixXd>(signs).singularValues()(0), 1e-13);
+  }
 }
 
 TEST(Connectivity, EmptyAndFull) {

@@ -1,0 +1,308 @@
+// The GPU estimation stage (see cuda_estimation.hpp): per observed ratio and estimator, one batched
+// estimate over the chunk's networks, then one batched scoring against the truth.
+#include "cuda_estimation.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include <boost/math/distributions/students_t.hpp>
+
+#include "causalsweep/flags.hpp"
+#include "cuda_check.cuh"
+#include "cuda_kernels.hpp"
+#include "lasso_kernels.hpp"
+#include "least_squares_kernels.hpp"
+#include "score_kernels.hpp"
+
+namespace causalsweep::cuda {
+namespace {
+
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+constexpr size_t alignment = 256;
+size_t align_up(size_t bytes) { return (bytes + alignment - 1) / alignment * alignment; }
+
+bool t_tested(const EstimatorSpec& spec) {
+  return spec.method == EstimatorMethod::ols || spec.method == EstimatorMethod::iv;
+}
+
+// The decision threshold on |V| of the estimators without tests (declared() in host/scores.cpp).
+double magnitude_threshold(const EstimatorSpec& spec) {
+  if (spec.threshold >= 0) return spec.threshold;
+  return spec.method == EstimatorMethod::lasso ? 0.0 : -1.0;
+}
+
+}  // namespace
+
+bool estimable_on_gpu(const EstimatorSpec& spec) {
+  switch (spec.method) {
+    case EstimatorMethod::correlation:
+    case EstimatorMethod::perturbation: return true;
+    case EstimatorMethod::lasso: return spec.solver == LassoSolver::cyclic;
+    case EstimatorMethod::ols:
+    case EstimatorMethod::iv: return spec.correction != Correction::bh;
+    default: return false;
+  }
+}
+
+bool has_gpu_estimators(const SweepGrid& grid) {
+  return !grid.family && std::any_of(grid.estimators.begin(), grid.estimators.end(),
+                                     [](const EstimatorSpec& s) { return estimable_on_gpu(s); });
+}
+
+double critical_t(double df, double level, Correction correction, int k) {
+  if (!(df > 0)) return nan;
+  const double family = static_cast<double>(k) * static_cast<double>(k);
+  const double a = correction == Correction::bonferroni ? level / family : level;
+  return boost::math::quantile(boost::math::complement(boost::math::students_t(df), a / 2));
+}
+
+// Byte offsets of a chunk's stage memory. Results: for run block b = ratio * estimators + estimator,
+// RunScore[b][networks], then the estimators' flags[b][networks], then first-stage F[b][networks].
+struct EstimationStage::Layout {
+  size_t networks = 0, blocks = 0;
+  size_t scores = 0, flags = 0, first_stage_f = 0, results_end = 0;
+  size_t estimate = 0, decided = 0, sweeps = 0, least_squares = 0, lasso = 0, score_scratch = 0, workspace_end = 0;
+  size_t inputs_end = 0;  // critical t: [t_tested estimator][ratio][networks]
+};
+
+EstimationStage::EstimationStage(const SweepGrid& grid, int n, bool perturb, Executor executor)
+    : grid_(grid), n_(n), perturb_(perturb), executor_(executor) {
+  if (!has_gpu_estimators(grid)) throw std::logic_error("EstimationStage: the grid has no estimator the GPU computes");
+  for (double ratio : grid.observed_ratios) observed_.push_back(observed_count(n, ratio));
+  for (size_t e = 0; e < grid.estimators.size(); ++e) {
+    on_gpu_.push_back(estimable_on_gpu(grid.estimators[e]));
+    has_host_estimators_ = has_host_estimators_ || !on_gpu_.back();
+    if (on_gpu_.back() && t_tested(grid.estimators[e])) t_tested_.push_back(static_cast<int>(e));
+  }
+  if (!t_tested_.empty())
+    least_squares_ = executor.on_device ? LeastSquaresSolver::on_device(executor.stream) : LeastSquaresSolver::on_host();
+}
+
+EstimationStage::~EstimationStage() = default;
+
+EstimationStage::Layout EstimationStage::layout(size_t networks) const {
+  Layout l;
+  l.networks = networks;
+  l.blocks = observed_.size() * grid_.estimators.size();
+  size_t at = 0;
+  auto section = [&at](size_t bytes) {
+    const size_t start = at;
+    at = align_up(at + bytes);
+    return start;
+  };
+  l.scores = section(l.blocks * networks * sizeof(RunScore));
+  l.flags = section(l.blocks * networks * sizeof(uint32_t));
+  l.first_stage_f = section(l.blocks * networks * sizeof(double));
+  l.results_end = at;
+
+  // The largest k of the grid sizes every per-run buffer; the buffers are reused run after run.
+  const int k = *std::max_element(observed_.begin(), observed_.end());
+  at = 0;
+  const size_t matrix = networks * static_cast<size_t>(k) * static_cast<size_t>(k) * sizeof(double);
+  l.estimate = section(matrix);
+  l.decided = section(matrix);
+  l.sweeps = section(networks * sizeof(int));
+  size_t solver_bytes = 0, lasso_doubles = 0;
+  for (size_t e = 0; e < grid_.estimators.size(); ++e) {
+    const EstimatorSpec& spec = grid_.estimators[e];
+    if (!on_gpu_[e]) continue;
+    if (spec.method == EstimatorMethod::ols || spec.method == EstimatorMethod::iv)
+      for (int kr : observed_)
+        solver_bytes = std::max(solver_bytes, least_squares_->workspace_bytes(spec.method == EstimatorMethod::ols
+                                                                                  ? LeastSquaresMethod::ols
+                                                                                  : LeastSquaresMethod::iv,
+                                                                              static_cast<int>(networks), kr));
+    if (spec.method == EstimatorMethod::lasso)
+      for (int kr : observed_) lasso_doubles = std::max(lasso_doubles, lasso_scratch_doubles(kr, executor_.shared_limit));
+  }
+  size_t score_doubles = 0;
+  for (int kr : observed_) score_doubles = std::max(score_doubles, score_scratch_doubles(kr, executor_.shared_limit));
+  l.least_squares = section(solver_bytes);
+  l.lasso = section(networks * lasso_doubles * sizeof(double));
+  l.score_scratch = section(networks * score_doubles * sizeof(double));
+  l.workspace_end = at;
+  l.inputs_end = align_up(t_tested_.size() * observed_.size() * networks * sizeof(double));
+  return l;
+}
+
+size_t EstimationStage::input_bytes(size_t networks) const { return layout(networks).inputs_end; }
+size_t EstimationStage::workspace_bytes(size_t networks) const { return layout(networks).workspace_end; }
+size_t EstimationStage::result_bytes(size_t networks) const { return layout(networks).results_end; }
+
+void EstimationStage::prepare_inputs(std::span<const NetworkTask* const> tasks, char* inputs) const {
+  auto* critical = reinterpret_cast<double*>(inputs);
+  const size_t networks = tasks.size();
+  for (size_t t = 0; t < t_tested_.size(); ++t) {
+    const EstimatorSpec& spec = grid_.estimators[static_cast<size_t>(t_tested_[t])];
+    for (size_t r = 0; r < observed_.size(); ++r) {
+      const int k = observed_[r];
+      // Parameters per target: k slopes plus the intercept (iv always has one).
+      const int parameters = k + ((spec.method == EstimatorMethod::iv || spec.intercept) ? 1 : 0);
+      for (size_t i = 0; i < networks; ++i) {
+        const double m = tasks[i]->timesteps >= 2 ? tasks[i]->timesteps - 1.0 : 0.0;
+        critical[(t * observed_.size() + r) * networks + i] = critical_t(m - parameters, spec.level, spec.correction, k);
+      }
+    }
+  }
+}
+
+void EstimationStage::run(const StageBuffers& b) const {
+  const Layout l = layout(b.networks);
+  const int networks = static_cast<int>(b.networks);
+  auto* scores = reinterpret_cast<RunScore*>(b.results + l.scores);
+  auto* flags = reinterpret_cast<uint32_t*>(b.results + l.flags);
+  auto* first_stage_f = reinterpret_cast<double*>(b.results + l.first_stage_f);
+  auto* estimate = reinterpret_cast<double*>(b.workspace + l.estimate);
+  auto* decided = reinterpret_cast<double*>(b.workspace + l.decided);
+  const auto* critical = reinterpret_cast<const double*>(b.inputs);
+
+  auto fill = [&](void* at, int byte, size_t bytes) {
+    if (executor_.on_device)
+      CS_CUDA_CHECK(cudaMemsetAsync(at, byte, bytes, executor_.stream));
+    else
+      std::memset(at, byte, bytes);
+  };
+  const size_t E = grid_.estimators.size();
+  for (size_t r = 0; r < observed_.size(); ++r) {
+    const int k = observed_[r];
+    const size_t matrix_bytes = b.networks * static_cast<size_t>(k) * static_cast<size_t>(k) * sizeof(double);
+    for (size_t e = 0; e < E; ++e) {
+      if (!on_gpu_[e]) continue;
+      const EstimatorSpec& spec = grid_.estimators[e];
+      const size_t block = r * E + e;
+      uint32_t* run_flags = flags + block * b.networks;
+      double* run_first_stage_f = first_stage_f + block * b.networks;
+      fill(run_flags, 0, b.networks * sizeof(uint32_t));
+      fill(run_first_stage_f, 0xff, b.networks * sizeof(double));  // all-ones bytes: a NaN
+      const double* run_decided = nullptr;
+      switch (spec.method) {
+        case EstimatorMethod::correlation:
+        case EstimatorMethod::perturbation: {
+          if (spec.method == EstimatorMethod::perturbation && !perturb_) {
+            fill(estimate, 0xff, matrix_bytes);  // no clamped transitions: NaN, flagged in assemble()
+            break;
+          }
+          CorrelationBatch batch;
+          batch.networks = networks;
+          batch.n = n_;
+          batch.k = k;
+          batch.grams = spec.method == EstimatorMethod::perturbation ? b.even_grams : b.grams;
+          batch.V = estimate;
+          batch.flags = run_flags;
+          if (executor_.on_device)
+            launch_correlation(batch, executor_.stream);
+          else
+            emulate_correlation_on_host(batch);
+          break;
+        }
+        case EstimatorMethod::ols:
+        case EstimatorMethod::iv: {
+          const auto t = static_cast<size_t>(std::find(t_tested_.begin(), t_tested_.end(), static_cast<int>(e)) -
+                                             t_tested_.begin());
+          LeastSquaresBatch batch;
+          batch.networks = networks;
+          batch.n = n_;
+          batch.k = k;
+          batch.method = spec.method == EstimatorMethod::ols ? LeastSquaresMethod::ols : LeastSquaresMethod::iv;
+          batch.intercept = spec.intercept;
+          batch.grams = b.grams;
+          batch.etas = b.etas;
+          batch.critical_t = critical + (t * observed_.size() + r) * b.networks;
+          batch.inclusive = spec.correction != Correction::none;
+          batch.V = estimate;
+          batch.decided = decided;
+          batch.first_stage_f = run_first_stage_f;
+          batch.flags = run_flags;
+          least_squares_->solve(batch, b.workspace + l.least_squares);
+          run_decided = decided;
+          break;
+        }
+        case EstimatorMethod::lasso: {
+          LassoBatch batch;
+          batch.networks = networks;
+          batch.n = n_;
+          batch.k = k;
+          batch.intercept = spec.intercept;
+          batch.alpha = spec.alpha;
+          batch.tol = spec.tol;
+          batch.max_iter = spec.max_iter;
+          batch.grams = b.grams;
+          batch.V = estimate;
+          batch.flags = run_flags;
+          batch.sweeps = reinterpret_cast<int*>(b.workspace + l.sweeps);
+          batch.scratch = reinterpret_cast<double*>(b.workspace + l.lasso);
+          if (executor_.on_device)
+            launch_lasso(batch, executor_.shared_limit, executor_.stream);
+          else
+            emulate_lasso_on_host(batch, executor_.shared_limit);
+          break;
+        }
+        default: throw std::logic_error("EstimationStage: estimator not computed on the GPU");
+      }
+      ScoreBatch batch;
+      batch.networks = networks;
+      batch.n = n_;
+      batch.k = k;
+      batch.connectivity = b.connectivity;
+      batch.V = estimate;
+      batch.decided = run_decided;
+      batch.threshold = run_decided ? -1.0 : magnitude_threshold(spec);
+      batch.scores = scores + block * b.networks;
+      batch.scratch = reinterpret_cast<double*>(b.workspace + l.score_scratch);
+      if (executor_.on_device)
+        launch_scores(batch, executor_.shared_limit, executor_.stream);
+      else
+        emulate_scores_on_host(batch, executor_.shared_limit);
+    }
+  }
+}
+
+NetworkResult EstimationStage::assemble(const NetworkTask& task, size_t i, size_t networks, const char* results,
+                                        bool empty_truth, int64_t saturated_logits,
+                                        const std::function<RunResult(int, int, uint32_t)>& host_run) const {
+  const Layout l = layout(networks);
+  const auto* scores = reinterpret_cast<const RunScore*>(results + l.scores);
+  const auto* flags = reinterpret_cast<const uint32_t*>(results + l.flags);
+  const auto* first_stage_f = reinterpret_cast<const double*>(results + l.first_stage_f);
+  NetworkResult result;  // the fields and order of score_network's
+  result.network_index = task.index;
+  if (empty_truth) result.network_flags |= flag_empty_truth;
+  result.saturated_logits = saturated_logits;
+  if (saturated_logits > 0) result.network_flags |= flag_saturated_logit;
+  const size_t E = grid_.estimators.size();
+  for (size_t r = 0; r < observed_.size(); ++r)
+    for (size_t e = 0; e < E; ++e) {
+      if (!on_gpu_[e]) {
+        result.runs.push_back(host_run(static_cast<int>(r), static_cast<int>(e), result.network_flags));
+        continue;
+      }
+      const EstimatorSpec& spec = grid_.estimators[e];
+      const size_t at = (r * E + e) * networks + i;
+      const RunScore& s = scores[at];
+      RunResult run;
+      run.ratio_index = static_cast<int>(r);
+      run.observed = observed_[r];
+      run.estimator_index = static_cast<int>(e);
+      run.score[score_corr_with_truth] = s.corr_with_truth;
+      run.score[score_auc] = s.auc;
+      if (s.has_decisions) {
+        run.score[score_tpr] = s.tpr;
+        run.score[score_fpr] = s.fpr;
+        run.scored |= (1u << score_tpr) | (1u << score_fpr);
+      }
+      if (spec.method == EstimatorMethod::iv) {
+        run.score[score_first_stage_f] = first_stage_f[at];
+        run.scored |= 1u << score_first_stage_f;
+      }
+      uint32_t estimator_flags = flags[at];
+      if (spec.method == EstimatorMethod::perturbation && !perturb_) estimator_flags |= flag_unidentified;
+      run.flags = estimator_flags | s.flags | result.network_flags;
+      result.runs.push_back(run);
+    }
+  return result;
+}
+
+}  // namespace causalsweep::cuda

@@ -1,0 +1,96 @@
+#pragma once
+// The GPU estimation stage of the CUDA backend. Once the simulation kernel has left a chunk's Grams in
+// device memory, every observed ratio and estimator is estimated there (kernels/least_squares.cu,
+// lasso.cu, scores.cu) and scored against the truth on the device; only per-run scores come back
+// (a few dozen bytes per run instead of a 0.6 MB Gram per network at n = 100).
+//
+// The stage runs where its Executor says: on a device stream, or on the host, where the kernels' block
+// programs are emulated and Eigen replaces cuBLAS/cuSOLVER. The host mode is how machines without a
+// GPU test the whole stage against score_network, the CPU backend's own scoring.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "causalsweep/grid.hpp"
+#include "causalsweep/results.hpp"
+
+namespace causalsweep::cuda {
+
+class LeastSquaresSolver;
+
+// Whether the GPU computes this estimator: correlation, perturbation, the cyclic lasso, and ols / iv
+// under the corrections a critical t value decides (none, bonferroni). Benjamini-Hochberg ranks
+// p-values, the Granger tests and the active-set lasso run on the host, from the Grams.
+bool estimable_on_gpu(const EstimatorSpec& spec);
+// Whether a grid has work for the stage: the rate model and at least one estimator the GPU computes.
+bool has_gpu_estimators(const SweepGrid& grid);
+
+// Where the stage runs. On the host, "device" pointers are host pointers and stream is unused.
+struct Executor {
+  bool on_device = false;
+  cudaStream_t stream = nullptr;
+  size_t shared_limit = 48 * 1024;  // the device's opt-in shared memory per block (bytes)
+};
+
+// Pointers into one chunk's memory (device memory on the device, host memory on the host).
+struct StageBuffers {
+  size_t networks = 0;
+  const double* grams = nullptr;         // [networks][gram_doubles(n)]
+  const double* even_grams = nullptr;    // perturbation mode only
+  const double* connectivity = nullptr;  // [networks][n * n] the truth, column-major
+  const double* etas = nullptr;          // [networks]
+  const char* inputs = nullptr;          // input_bytes(networks): what prepare_inputs wrote, uploaded
+  char* workspace = nullptr;             // workspace_bytes(networks)
+  char* results = nullptr;               // result_bytes(networks): scores, flags, first-stage F per run
+};
+
+class EstimationStage {
+ public:
+  // Networks of one size n and mode; the grid must have GPU estimators (the others are left to the host).
+  EstimationStage(const SweepGrid& grid, int n, bool perturb, Executor executor);
+  ~EstimationStage();
+  EstimationStage(const EstimationStage&) = delete;
+  EstimationStage& operator=(const EstimationStage&) = delete;
+
+  size_t input_bytes(size_t networks) const;
+  size_t workspace_bytes(size_t networks) const;
+  size_t result_bytes(size_t networks) const;
+
+  // Host: the per-network inputs of a chunk (critical t values of the t-tested estimators).
+  void prepare_inputs(std::span<const NetworkTask* const> tasks, char* inputs) const;
+  // Queues (device) or runs (host) the estimation and scoring of every run of the chunk.
+  void run(const StageBuffers& buffers) const;
+  // Whether some estimators run on the host (they need every network's Grams copied back).
+  bool has_host_estimators() const { return has_host_estimators_; }
+
+  // Host: network i's result from the results copied back, in score_network's order; the runs of
+  // host estimators come from host_run(ratio_index, estimator_index, network_flags).
+  NetworkResult assemble(const NetworkTask& task, size_t i, size_t networks, const char* results, bool empty_truth,
+                         int64_t saturated_logits,
+                         const std::function<RunResult(int, int, uint32_t)>& host_run) const;
+
+ private:
+  struct Layout;
+  Layout layout(size_t networks) const;
+
+  const SweepGrid& grid_;
+  int n_;
+  bool perturb_;
+  Executor executor_;
+  std::vector<int> observed_;     // k per observed ratio
+  std::vector<int> t_tested_;     // estimator indices of GPU ols / iv (they take critical t values)
+  std::vector<char> on_gpu_;      // per estimator
+  bool has_host_estimators_ = false;
+  std::unique_ptr<LeastSquaresSolver> least_squares_;
+};
+
+// The critical |t| of a run's decisions, as t_test_decisions decides them (family k * k; NaN when
+// the test has no degrees of freedom).
+double critical_t(double df, double level, Correction correction, int k);
+
+}  // namespace causalsweep::cuda

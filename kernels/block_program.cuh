@@ -1,0 +1,36 @@
+#pragma once
+// A block program runs the same on the GPU and on the host. It is written as phases separated by
+// barriers (Block::parallel): on the GPU every thread runs the phase and the block then meets at
+// __syncthreads(); on the host (tests without a GPU) the phase runs for each thread in turn. Both are
+// the same computation as long as no thread reads, within a phase, what another thread writes in
+// that phase, so each phase says what each thread owns.
+#include <cuda_runtime.h>
+
+// Unrolled on the device (keeps small accumulator arrays in registers); nothing on the host.
+#ifdef __CUDA_ARCH__
+#define CS_UNROLL _Pragma("unroll")
+#else
+#define CS_UNROLL
+#endif
+
+namespace causalsweep::cuda {
+
+// On the GPU: every thread runs the phase for itself, then the block waits at a barrier.
+struct DeviceBlock {
+  template <class Phase>
+  __device__ void parallel(Phase&& phase) {
+    phase(static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x));
+    __syncthreads();
+  }
+};
+
+// On the host: the phase runs for each thread in turn (valid because phases are race-free).
+struct HostBlock {
+  int threads;
+  template <class Phase>
+  void parallel(Phase&& phase) {
+    for (int tid = 0; tid < threads; ++tid) phase(tid, threads);
+  }
+};
+
+}  // namespace causalsweep::cuda

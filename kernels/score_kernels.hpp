@@ -1,0 +1,57 @@
+#pragma once
+// The C++17 interface of the GPU kernels that turn Grams into correlation estimates and estimates
+// into per-run scores (kernels/scores.cu). Plain structs and pointers, so host/cuda_backend.cpp and
+// the tests (C++20, g++) can drive kernels that nvcc compiles as C++17.
+//
+//   - correlation: V(i, j) = pearson(x_i[t+1], x_j[t]) from a network's Gram, as host/estimators.cpp's
+//     correlation() (and perturbation(), which is the same on the even-transition Gram);
+//   - scores: corr_with_truth, the AUC of |V| (ties share their average rank), TPR and FPR of one run,
+//     as host/scores.cpp's score_run() for the estimators ranked by |V| (not granger).
+// One CUDA block per network; both block programs also run on the host (emulate_..._on_host), so
+// machines without a GPU test the kernels' logic.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace causalsweep::cuda {
+
+// V(i, j) = pearson(x_i[t+1], x_j[t]) from a Gram (the correlation estimator; the perturbation
+// estimator is the same on the even-transition Gram).
+struct CorrelationBatch {
+  int networks = 0, n = 0, k = 0;
+  const double* grams = nullptr;  // [networks][gram_doubles(n)]
+  double* V = nullptr;            // [networks][k * k] out, V(i, j) at i + j k
+  uint32_t* flags = nullptr;      // [networks] out
+};
+// Launches one block per network on `stream` (asynchronous; launch errors throw). Device pointers.
+void launch_correlation(const CorrelationBatch& batch, cudaStream_t stream);
+// The same block program on the host, one network after another. Host pointers.
+void emulate_correlation_on_host(const CorrelationBatch& batch);
+
+struct RunScore {
+  double corr_with_truth, auc, tpr, fpr;  // NaN where undefined (tpr / fpr NaN without decisions)
+  uint32_t flags;                          // the scores' own flags (the caller ORs in the estimator's)
+  int has_decisions;                       // 1 when a decision rule applied (Scores::has_decisions)
+};
+struct ScoreBatch {
+  int networks = 0, n = 0, k = 0;
+  const double* connectivity = nullptr;  // [networks][n * n] A column-major; truth = its leading k x k block (leading dimension n)
+  const double* V = nullptr;             // [networks][k * k] the estimate, V(i, j) at i + j k
+  const double* decided = nullptr;       // [networks][k * k] 1 / 0 / NaN decisions, or nullptr
+  double threshold = -1;                 // used when decided is null: >= 0 decides |V| > threshold (NaN V -> NaN); < 0: no rule
+  RunScore* scores = nullptr;            // [networks] out
+  double* scratch = nullptr;             // [networks][score_scratch_doubles(k, shared_limit)] (unused when that is 0)
+};
+// Global scratch per network (doubles): 0 when the AUC's sort buffer (k * k rounded up to a power
+// of two) fits in `shared_limit_bytes` of shared memory next to the reduction rows (18 KiB, always in
+// shared memory), else that buffer. At the H100 limit: k <= 128 in shared memory; k = 500 takes 2 MiB.
+size_t score_scratch_doubles(int k, size_t shared_limit_bytes);
+// Launches one block per network on `stream` (asynchronous; launch errors throw). Device pointers;
+// shared_limit_bytes at most the device's shared_memory_limit (cuda_kernels.hpp).
+void launch_scores(const ScoreBatch& batch, size_t shared_limit_bytes, cudaStream_t stream);
+// The same block program on the host (scratch and shared memory are allocated here and poisoned
+// with NaN; batch.scratch is ignored). Host pointers.
+void emulate_scores_on_host(const ScoreBatch& batch, size_t shared_limit_bytes);
+
+}  // namespace causalsweep::cuda

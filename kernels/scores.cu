@@ -1,0 +1,420 @@
+// The correlation estimator and the per-run scores on the GPU (interface: kernels/score_kernels.hpp).
+//
+// correlation  block per network: V(i, j) = pearson(x_i[t+1], x_j[t]) from the Gram's raw sums,
+//              each entry computed exactly as host/estimators.cpp's correlation_from_sums computes it
+//              (same operations in the same order: the results agree bit for bit), and the
+//              constant_regressor flag where an observed neuron's x[t] or x[t+1] never varied.
+// scores       block per run: host/scores.cpp's score_run for the estimators ranked by |V|:
+//                corr_with_truth  two-pass Pearson of the truth block against V over the k*k entries
+//                auc              Mann-Whitney AUC of |V| against truth != 0, ties sharing their
+//                                 average rank: |V| sorted (bitonic), each positive's tie group found
+//                                 by binary search, the positives' ranks summed
+//                tpr, fpr         from the given decisions, or |V| > threshold
+//              and the flags score_run sets (constant_truth, constant_estimate, one_class).
+//
+// Both are block programs (block_program.cuh), written once as phases separated by barriers: on the
+// GPU every thread runs a phase, then __syncthreads(); on the host (tests without a GPU) the phase
+// runs for each thread in turn. No thread reads, within a phase, what another thread writes in it.
+//
+// Exactness. Sums go through per-thread partials (strided, in index order) and a tree over the
+// threads in a fixed order, so results depend on the data only. The AUC is exact: ranks are
+// half-integers and their sums stay far below 2^53, so any order gives the CPU's bits. Pearson's sums
+// differ from the CPU's sequential ones by rounding only (~1e-16 relative), except where that would
+// change the answer's kind: the mean of a constant sequence is taken sequentially, as the CPU takes
+// it, so a constant truth or estimate is NaN-and-flagged (or not) exactly where the CPU says so.
+//
+// Memory and limits: 256 threads per block; the reduction rows (9 x 256 doubles) in shared memory;
+// the sort buffer (k*k padded to a power of two) in shared memory when it fits (k <= 128 at the
+// H100's 227 KiB), else in the run's global scratch (every pass then goes through L2 / HBM). k <= 32768.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "block_program.cuh"
+#include "causalsweep/flags.hpp"
+#include "cuda_check.cuh"
+#include "cuda_kernels.hpp"
+#include "score_kernels.hpp"
+
+namespace causalsweep::cuda {
+namespace {
+
+constexpr int correlation_threads = 256;
+constexpr int score_threads = 256;  // a power of two: the reductions halve it
+constexpr int max_k = 32768;        // k * k and its power-of-two padding must fit an int
+constexpr double not_a_number = NAN;  // <cmath>'s constants: usable in device code too
+constexpr double infinity = HUGE_VAL;
+
+// ---- correlation ------------------------------------------------------------------------------
+
+// The raw sums of one Gram that the correlation estimator reads (gram.hpp's index helpers).
+struct GramSums {
+  const double* ww;  // (2n+1) x (2n+1), column-major
+  const double* wu;  // (2n+1) x 2n
+  const double* uu;  // 2n
+  int n, p;          // p = 2n + 1, the leading dimension of ww and wu
+
+  __host__ __device__ GramSums(const double* gram, int neurons)
+      : ww(gram), wu(gram + (2 * neurons + 1) * (2 * neurons + 1)),
+        uu(wu + (2 * neurons + 1) * 2 * neurons), n(neurons), p(2 * neurons + 1) {}
+
+  __host__ __device__ double transitions() const { return ww[0]; }                              // ww(0, 0)
+  __host__ __device__ double x_sum(int j) const { return ww[static_cast<size_t>(1 + n + j) * p]; }  // ww(0, x_j)
+  __host__ __device__ double x_sq(int j) const { return ww[(1 + n + j) + static_cast<size_t>(1 + n + j) * p]; }
+  __host__ __device__ double next_sum(int i) const { return wu[static_cast<size_t>(i) * p]; }  // wu(0, next_i)
+  __host__ __device__ double next_sq(int i) const { return uu[i]; }
+  __host__ __device__ double x_next(int j, int i) const { return wu[(1 + n + j) + static_cast<size_t>(i) * p]; }
+
+  // Centred sums of squares, as correlation_from_sums: sum x^2 - (sum x)^2 / m.
+  __host__ __device__ double x_variation(int j) const { return x_sq(j) - x_sum(j) * x_sum(j) / transitions(); }
+  __host__ __device__ double next_variation(int i) const {
+    return next_sq(i) - next_sum(i) * next_sum(i) / transitions();
+  }
+};
+
+// V(i, j) = corr(x_i[t+1], x_j[t]), NaN where either never varied (the CPU's expression, term by term).
+__host__ __device__ inline double correlation_entry(const GramSums& g, int i, int j) {
+  const double m = g.transitions();
+  const double cov = g.x_next(j, i) - g.x_sum(j) * g.next_sum(i) / m;
+  const double denom = sqrt(g.x_variation(j) * g.next_variation(i));
+  return denom > 0 ? cov / denom : not_a_number;
+}
+
+// One network: threads own strided entries of V (i fastest: writes coalesce). Thread 0 also
+// decides the flag, an O(k) scan against each thread's O(k^2 / threads) entries.
+#pragma nv_exec_check_disable
+template <class Block>
+__host__ __device__ void correlation_block(Block& block, const CorrelationBatch& batch, int network) {
+  const int n = batch.n, k = batch.k;
+  const GramSums g(batch.grams + static_cast<size_t>(network) * gram_doubles(n), n);
+  double* V = batch.V + static_cast<size_t>(network) * k * k;
+  block.parallel([&](int tid, int threads) {
+    for (int e = tid; e < k * k; e += threads) V[e] = correlation_entry(g, e % k, e / k);
+    if (tid == 0) {
+      bool constant = false;  // "<= 0" as the CPU: a NaN variation does not flag
+      for (int j = 0; j < k; ++j) constant = constant || g.x_variation(j) <= 0 || g.next_variation(j) <= 0;
+      batch.flags[network] = constant ? flag_constant_regressor : flag_none;
+    }
+  });
+}
+
+__global__ void __launch_bounds__(correlation_threads) correlation_kernel(const CorrelationBatch batch) {
+  DeviceBlock block;
+  correlation_block(block, batch, static_cast<int>(blockIdx.x));
+}
+
+// ---- scores: memory ---------------------------------------------------------------------------
+
+// Per-thread partial sums, one row of score_threads doubles per quantity. The first pass fills all
+// rows; the second pass (Pearson) reuses the first three, the AUC's rank sum the first.
+enum Row : int {
+  sum_truth, sum_estimate, nonfinite_estimates, positives, truth_changes, estimate_changes,
+  true_positives, false_positives, nonfinite_decisions, first_pass_rows
+};
+enum SecondPassRow : int { covariance = 0, variation_truth = 1, variation_estimate = 2, second_pass_rows = 3 };
+constexpr int rank_sum = 0;
+constexpr int block_values = 2;  // the two means, written by thread 0 for every thread to read
+
+__host__ __device__ inline size_t reduction_doubles() {
+  return static_cast<size_t>(first_pass_rows) * score_threads + block_values;
+}
+
+// k * k rounded up to a power of two: the bitonic sort's length.
+__host__ __device__ inline int sort_length(int k) {
+  int length = 1;
+  while (length < k * k) length *= 2;
+  return length;
+}
+
+bool sort_in_shared(int k, size_t shared_limit_bytes) {
+  return (reduction_doubles() + static_cast<size_t>(sort_length(k))) * sizeof(double) <= shared_limit_bytes;
+}
+
+size_t score_shared_bytes(int k, size_t shared_limit_bytes) {
+  const size_t sort = sort_in_shared(k, shared_limit_bytes) ? static_cast<size_t>(sort_length(k)) : 0;
+  return (reduction_doubles() + sort) * sizeof(double);
+}
+
+// Where one run's block keeps things: the reduction rows in shared memory, the sort buffer in
+// shared memory when it fits, else in the run's global scratch.
+struct ScoreMemory {
+  double* rows;    // [first_pass_rows][score_threads]
+  double* means;   // [2]: truth, estimate
+  double* sorted;  // [sort_length(k)]
+};
+
+__host__ __device__ inline ScoreMemory carve_scores(const ScoreBatch& batch, size_t scratch_doubles, int network,
+                                                    double* shared) {
+  ScoreMemory memory;
+  memory.rows = shared;
+  memory.means = shared + static_cast<size_t>(first_pass_rows) * score_threads;
+  memory.sorted = scratch_doubles > 0 ? batch.scratch + static_cast<size_t>(network) * scratch_doubles
+                                      : memory.means + block_values;
+  return memory;
+}
+
+// ---- scores: building blocks ------------------------------------------------------------------
+
+__host__ __device__ inline double& row(double* rows, int r, int tid) { return rows[r * score_threads + tid]; }
+
+// Sums rows [0, count) over the threads into each row's entry 0: a tree that halves the active
+// threads each phase (thread t adds t + half), the same order on every run.
+#pragma nv_exec_check_disable
+template <class Block>
+__host__ __device__ void reduce_rows(Block& block, double* rows, int count) {
+  for (int half = score_threads / 2; half > 0; half /= 2)
+    block.parallel([&](int tid, int) {
+      if (tid < half)
+        for (int r = 0; r < count; ++r) row(rows, r, tid) += row(rows, r, tid + half);
+    });
+}
+
+// The mean of `count` copies of `value`, summed one by one as the CPU's pearson() sums: then a
+// constant sequence is centred to exactly what the CPU centres it to (0 or a rounding residue).
+__host__ __device__ inline double constant_mean(double value, int count) {
+  if (value == 0) return 0;
+  double sum = 0;
+  for (int e = 0; e < count; ++e) sum += value;
+  return sum / static_cast<double>(count);
+}
+
+// Sorts `length` (a power of two) doubles ascending in place: one phase per bitonic step, each thread
+// owning whole compare-exchange pairs (i, i + stride) of that step.
+#pragma nv_exec_check_disable
+template <class Block>
+__host__ __device__ void bitonic_sort(Block& block, double* values, int length) {
+  for (int size = 2; size <= length; size *= 2)
+    for (int stride = size / 2; stride > 0; stride /= 2)
+      block.parallel([&](int tid, int threads) {
+        for (int pair = tid; pair < length / 2; pair += threads) {
+          const int i = 2 * (pair - pair % stride) + pair % stride, j = i + stride;
+          const bool ascending = (i & size) == 0;  // the direction of i's bitonic run of `size`
+          const double a = values[i], b = values[j];
+          if ((a > b) == ascending) {
+            values[i] = b;
+            values[j] = a;
+          }
+        }
+      });
+}
+
+// First index in sorted[0, count) whose value is >= value (or > value when `after`).
+__host__ __device__ inline int search(const double* sorted, int count, double value, bool after) {
+  int low = 0, high = count;
+  while (low < high) {
+    const int middle = low + (high - low) / 2;
+    if (after ? sorted[middle] <= value : sorted[middle] < value)
+      low = middle + 1;
+    else
+      high = middle;
+  }
+  return low;
+}
+
+// The decision on an entry: given, or |V| > threshold (NaN V: NaN), as declared() decides.
+__host__ __device__ inline double decision(const ScoreBatch& batch, size_t offset, double v) {
+  if (batch.decided) return batch.decided[offset];
+  return isnan(v) ? not_a_number : (fabs(v) > batch.threshold ? 1.0 : 0.0);
+}
+
+// ---- scores: the block program ----------------------------------------------------------------
+
+#pragma nv_exec_check_disable
+template <class Block>
+__host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size_t scratch_doubles, int network,
+                                     double* shared) {
+  const int n = batch.n, k = batch.k, count = k * k;
+  const double* A = batch.connectivity + static_cast<size_t>(network) * n * n;
+  const double* V = batch.V + static_cast<size_t>(network) * count;
+  const size_t offset = static_cast<size_t>(network) * count;  // of V and decided
+  const bool has_decisions = batch.decided != nullptr || batch.threshold >= 0;
+  const ScoreMemory memory = carve_scores(batch, scratch_doubles, network, shared);
+  double* rows = memory.rows;
+  auto truth = [&](int e) { return A[e % k + static_cast<size_t>(e / k) * n]; };  // A(i, j), e = i + j k
+
+  // First pass: sums, counts and comparisons with entry 0 (for "constant"), and the decisions.
+  block.parallel([&](int tid, int threads) {
+    const double truth_0 = truth(0), estimate_0 = V[0];
+    double truth_total = 0, estimate_total = 0, nonfinite = 0, connected_count = 0, truth_changed = 0,
+           estimate_changed = 0, tp = 0, fp = 0, undecided = 0;
+    for (int e = tid; e < count; e += threads) {
+      const double a = truth(e), v = V[e];
+      const bool connected = a != 0.0;
+      truth_total += a;
+      estimate_total += v;
+      nonfinite += isfinite(v) ? 0 : 1;
+      connected_count += connected ? 1 : 0;
+      truth_changed += a != truth_0 ? 1 : 0;
+      estimate_changed += v != estimate_0 ? 1 : 0;
+      if (has_decisions) {
+        const double d = decision(batch, offset + e, v);
+        if (!isfinite(d))
+          undecided += 1;
+        else if (connected)
+          tp += d;
+        else
+          fp += d;
+      }
+    }
+    row(rows, sum_truth, tid) = truth_total;
+    row(rows, sum_estimate, tid) = estimate_total;
+    row(rows, nonfinite_estimates, tid) = nonfinite;
+    row(rows, positives, tid) = connected_count;
+    row(rows, truth_changes, tid) = truth_changed;
+    row(rows, estimate_changes, tid) = estimate_changed;
+    row(rows, true_positives, tid) = tp;
+    row(rows, false_positives, tid) = fp;
+    row(rows, nonfinite_decisions, tid) = undecided;
+  });
+  reduce_rows(block, rows, first_pass_rows);
+
+  // Everything below is decided from the totals, which every thread reads alike: the branches
+  // around block.parallel are uniform over the block.
+  const bool finite = row(rows, nonfinite_estimates, 0) == 0;  // else no corr, no AUC (score_estimate)
+  const bool constant_truth = row(rows, truth_changes, 0) == 0;
+  const bool constant_estimate = row(rows, estimate_changes, 0) == 0;
+  const double connections = row(rows, positives, 0), non_connections = count - connections;
+  const double tp = row(rows, true_positives, 0), fp = row(rows, false_positives, 0);
+  const bool decisions_finite = row(rows, nonfinite_decisions, 0) == 0;
+
+  // Pearson, second pass: the centred products and squares (count < 2 is NaN, as the CPU's).
+  double corr = not_a_number;
+  if (finite && count >= 2) {
+    block.parallel([&](int tid, int) {
+      if (tid == 0) {
+        memory.means[0] = constant_truth ? constant_mean(truth(0), count) : row(rows, sum_truth, 0) / count;
+        memory.means[1] = constant_estimate ? constant_mean(V[0], count) : row(rows, sum_estimate, 0) / count;
+      }
+    });
+    block.parallel([&](int tid, int threads) {
+      double cov = 0, var_truth = 0, var_estimate = 0;
+      for (int e = tid; e < count; e += threads) {
+        const double da = truth(e) - memory.means[0], db = V[e] - memory.means[1];
+        cov += da * db;
+        var_truth += da * da;
+        var_estimate += db * db;
+      }
+      row(rows, covariance, tid) = cov;
+      row(rows, variation_truth, tid) = var_truth;
+      row(rows, variation_estimate, tid) = var_estimate;
+    });
+    reduce_rows(block, rows, second_pass_rows);
+    const double var_truth = row(rows, variation_truth, 0), var_estimate = row(rows, variation_estimate, 0);
+    if (var_truth > 0 && var_estimate > 0) corr = row(rows, covariance, 0) / sqrt(var_truth * var_estimate);
+  }
+
+  // AUC: sort |V| (padded with +inf, which no finite |V| equals), then each positive's average rank
+  // 1 + (first + last) / 2 of its tie group [first, end) = 0.5 (first + 1 + end), summed.
+  double auc = not_a_number;
+  if (finite && connections > 0 && non_connections > 0) {
+    const int length = sort_length(k);
+    double* sorted = memory.sorted;
+    block.parallel([&](int tid, int threads) {
+      for (int e = tid; e < length; e += threads)
+        sorted[e] = e < count ? fabs(V[e]) : infinity;
+    });
+    bitonic_sort(block, sorted, length);
+    block.parallel([&](int tid, int threads) {
+      double ranks = 0;
+      for (int e = tid; e < count; e += threads) {
+        if (truth(e) == 0.0) continue;
+        const double magnitude = fabs(V[e]);
+        const int first = search(sorted, count, magnitude, false), end = search(sorted, count, magnitude, true);
+        ranks += 0.5 * static_cast<double>(first + 1 + end);
+      }
+      row(rows, rank_sum, tid) = ranks;
+    });
+    reduce_rows(block, rows, 1);
+    const double p = connections;
+    auc = (row(rows, rank_sum, 0) - p * (p + 1) / 2) / (p * non_connections);
+  }
+
+  block.parallel([&](int tid, int) {
+    if (tid != 0) return;
+    RunScore s;
+    s.corr_with_truth = corr;
+    s.auc = auc;
+    s.tpr = s.fpr = not_a_number;
+    s.flags = flag_none;
+    s.has_decisions = has_decisions ? 1 : 0;
+    if (finite) {
+      if (isnan(corr) && constant_truth) s.flags |= flag_constant_truth;
+      if (isnan(corr) && constant_estimate) s.flags |= flag_constant_estimate;
+      if (isnan(auc)) s.flags |= flag_one_class;
+    }
+    if (has_decisions && decisions_finite) {
+      if (connections > 0) s.tpr = tp / connections;
+      if (non_connections > 0) s.fpr = fp / non_connections;
+      if (connections == 0 || non_connections == 0) s.flags |= flag_one_class;
+    }
+    batch.scores[network] = s;
+  });
+}
+
+__global__ void __launch_bounds__(score_threads) score_kernel(const ScoreBatch batch, size_t scratch_doubles) {
+  extern __shared__ double shared[];
+  DeviceBlock block;
+  score_block(block, batch, scratch_doubles, static_cast<int>(blockIdx.x), shared);
+}
+
+void check_k(int k, const char* who) {
+  if (k < 1 || k > max_k) throw std::invalid_argument(std::string(who) + ": k must be in [1, 32768]");
+}
+
+}  // namespace
+
+// ---- correlation: entry points ------------------------------------------------------------------
+
+void launch_correlation(const CorrelationBatch& batch, cudaStream_t stream) {
+  if (batch.networks <= 0) return;
+  check_k(batch.k, "launch_correlation");
+  correlation_kernel<<<batch.networks, correlation_threads, 0, stream>>>(batch);
+  CS_CUDA_CHECK(cudaGetLastError());
+}
+
+void emulate_correlation_on_host(const CorrelationBatch& batch) {
+  check_k(batch.k, "emulate_correlation_on_host");
+  HostBlock block{correlation_threads};
+  for (int network = 0; network < batch.networks; ++network) correlation_block(block, batch, network);
+}
+
+// ---- scores: entry points -----------------------------------------------------------------------
+
+size_t score_scratch_doubles(int k, size_t shared_limit_bytes) {
+  return sort_in_shared(k, shared_limit_bytes) ? 0 : static_cast<size_t>(sort_length(k));
+}
+
+void launch_scores(const ScoreBatch& batch, size_t shared_limit_bytes, cudaStream_t stream) {
+  if (batch.networks <= 0) return;
+  check_k(batch.k, "launch_scores");
+  const size_t scratch_doubles = score_scratch_doubles(batch.k, shared_limit_bytes);
+  if (scratch_doubles > 0 && batch.scratch == nullptr)
+    throw std::invalid_argument("launch_scores: the sort needs score_scratch_doubles(k) of global scratch per network");
+  const size_t shared_bytes = score_shared_bytes(batch.k, shared_limit_bytes);
+  CS_CUDA_CHECK(cudaFuncSetAttribute(score_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(shared_bytes)));
+  score_kernel<<<batch.networks, score_threads, shared_bytes, stream>>>(batch, scratch_doubles);
+  CS_CUDA_CHECK(cudaGetLastError());
+}
+
+void emulate_scores_on_host(const ScoreBatch& batch, size_t shared_limit_bytes) {
+  check_k(batch.k, "emulate_scores_on_host");
+  constexpr double poison = std::numeric_limits<double>::quiet_NaN();
+  const size_t scratch_doubles = score_scratch_doubles(batch.k, shared_limit_bytes);
+  std::vector<double> shared(score_shared_bytes(batch.k, shared_limit_bytes) / sizeof(double));
+  std::vector<double> scratch(static_cast<size_t>(batch.networks) * scratch_doubles + 1);
+  ScoreBatch host_batch = batch;
+  host_batch.scratch = scratch.data();
+  HostBlock block{score_threads};
+  for (int network = 0; network < batch.networks; ++network) {
+    // Uninitialised memory is NaN here, so a read before a write shows up in the results.
+    std::fill(shared.begin(), shared.end(), poison);
+    std::fill(scratch.begin(), scratch.end(), poison);
+    score_block(block, host_batch, scratch_doubles, network, shared.data());
+  }
+}
+
+}  // namespace causalsweep::cuda

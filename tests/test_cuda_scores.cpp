@@ -1,0 +1,606 @@
+// The GPU correlation estimator and per-run scores (kernels/scores.cu) against the CPU's.
+//
+//   CudaScoresHost.*    without a GPU: the kernels' block programs run by the host emulator against
+//                       correlation() / perturbation() (host/estimators.cpp) on Grams of simulated and
+//                       degenerate networks, and against score_run() (host/scores.cpp) on random
+//                       truths and estimates: ties, NaN, one class, decisions given or by threshold,
+//                       k = 1 .. 200 (sort buffer in shared memory and in global scratch)
+//   CudaScoresDevice.*  on a GPU (skipped without one): the real launches against the same references
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "causalsweep/cuda_devices.hpp"
+
+#ifdef CAUSALSWEEP_HAVE_CUDA
+
+#include <Eigen/Dense>
+
+#include "causalsweep/estimators.hpp"
+#include "causalsweep/flags.hpp"
+#include "causalsweep/gram.hpp"
+#include "causalsweep/grid.hpp"
+#include "causalsweep/scores.hpp"
+#include "cuda_check.cuh"
+#include "cuda_kernels.hpp"
+#include "engine.hpp"
+#include "score_kernels.hpp"
+
+namespace cs = causalsweep;
+namespace cuda = causalsweep::cuda;
+
+namespace {
+
+constexpr double not_a_number = std::numeric_limits<double>::quiet_NaN();
+constexpr size_t h100_shared_limit = 232448;  // cudaDevAttrMaxSharedMemoryPerBlockOptin on H100 / H200
+constexpr double tolerance = 1e-12;
+
+// Both NaN, or both numbers within the tolerance (correlations, AUCs and rates all lie in [-1, 1]).
+bool same(double got, double want, double& largest) {
+  if (std::isnan(got) || std::isnan(want)) return std::isnan(got) && std::isnan(want);
+  const double gap = std::abs(got - want);
+  largest = std::max(largest, gap);
+  return gap <= tolerance;
+}
+
+// ---- correlation --------------------------------------------------------------------------------
+
+// A Gram in the kernels' buffer layout (cuda_kernels.hpp's gram_doubles): ww, wu, uu, column-major.
+std::vector<double> pack_gram(const cs::Gram& g) {
+  std::vector<double> buffer(g.ww.data(), g.ww.data() + g.ww.size());
+  buffer.insert(buffer.end(), g.wu.data(), g.wu.data() + g.wu.size());
+  buffer.insert(buffer.end(), g.uu.data(), g.uu.data() + g.uu.size());
+  EXPECT_EQ(buffer.size(), cuda::gram_doubles(g.n));
+  return buffer;
+}
+
+// The host emulation of the correlation kernel on `grams` (same n), every V entry and flag against
+// correlation() of each Gram (outputs poisoned first). Returns the largest |V - V_cpu|.
+double expect_correlation_matches(const std::vector<cs::Gram>& grams, int k, const std::string& what) {
+  const int n = grams.front().n;
+  std::vector<double> buffers;
+  for (const cs::Gram& g : grams) {
+    const std::vector<double> b = pack_gram(g);
+    buffers.insert(buffers.end(), b.begin(), b.end());
+  }
+  std::vector<double> V(grams.size() * k * k, -7.0);  // not NaN: a NaN the kernel forgets would pass
+  std::vector<uint32_t> flags(grams.size(), 0xdeadbeefu);
+  cuda::CorrelationBatch batch;
+  batch.networks = static_cast<int>(grams.size());
+  batch.n = n;
+  batch.k = k;
+  batch.grams = buffers.data();
+  batch.V = V.data();
+  batch.flags = flags.data();
+  cuda::emulate_correlation_on_host(batch);
+
+  double largest = 0;
+  for (size_t net = 0; net < grams.size(); ++net) {
+    const cs::Estimate cpu = cs::correlation(grams[net], k);
+    EXPECT_EQ(flags[net], cpu.flags) << what << " network " << net;
+    int bad = 0;
+    for (int j = 0; j < k; ++j)
+      for (int i = 0; i < k; ++i) {
+        const double got = V[net * k * k + i + static_cast<size_t>(j) * k];
+        if (!same(got, cpu.V(i, j), largest) && ++bad <= 5)
+          ADD_FAILURE() << what << " network " << net << ": V(" << i << ", " << j << ") = " << got << ", CPU "
+                        << cpu.V(i, j);
+      }
+    EXPECT_EQ(bad, 0) << what << " network " << net;
+  }
+  return largest;
+}
+
+cs::NetworkGrams simulated_grams(uint64_t seed, int n, int timesteps, double eta, bool perturb,
+                                 cs::Nonlinearity f = cs::Nonlinearity::sigmoid, double p_connect = 0.2) {
+  bool empty = false;
+  const Eigen::MatrixXd A = cs::generate_connectivity(seed, n, p_connect, empty);
+  cs::NetworkTask task;
+  task.seed = seed;
+  task.n_neurons = n;
+  task.timesteps = timesteps;
+  task.p_connect = p_connect;
+  task.eta = eta;
+  task.perturb = perturb;
+  return cs::simulate_network(task, A, f);
+}
+
+TEST(CudaScoresHost, CorrelationOfSimulatedNetworksMatchesCpu) {
+  struct Case {
+    int n, timesteps;
+    cs::Nonlinearity f;
+    std::vector<int> ks;
+  };
+  const std::vector<Case> cases = {{1, 500, cs::Nonlinearity::sigmoid, {1}},
+                                   {12, 2000, cs::Nonlinearity::sigmoid, {12, 5, 2, 1}},
+                                   {40, 3000, cs::Nonlinearity::identity, {40, 17}},
+                                   {70, 1500, cs::Nonlinearity::sigmoid, {70, 33}}};
+  double largest = 0;
+  for (const Case& c : cases) {
+    std::vector<cs::Gram> grams;
+    for (uint64_t seed : {3, 11, 12}) grams.push_back(simulated_grams(seed, c.n, c.timesteps, 2.0, false, c.f).all);
+    for (int k : c.ks)
+      largest = std::max(largest, expect_correlation_matches(grams, k, "n " + std::to_string(c.n) + " k " + std::to_string(k)));
+  }
+  std::printf("[          ] correlation: largest |V - V_cpu| %.3g\n", largest);
+}
+
+TEST(CudaScoresHost, PerturbationOnEvenGramsMatchesCpu) {
+  std::vector<cs::Gram> grams;
+  std::vector<cs::Gram> all;
+  for (uint64_t seed : {5, 6, 7}) {
+    cs::NetworkGrams g = simulated_grams(seed, 6, 3001, 1.0, true, cs::Nonlinearity::sigmoid, 0.3);
+    grams.push_back(*g.even);
+  }
+  double largest = 0;
+  for (int k : {6, 3}) {
+    // perturbation() is correlation_from_sums on the even Gram: check the kernel against it by name too.
+    const double gap = expect_correlation_matches(grams, k, "perturbation k " + std::to_string(k));
+    largest = std::max(largest, gap);
+    for (const cs::Gram& g : grams) {
+      const cs::Estimate p = cs::perturbation(g, k), c = cs::correlation(g, k);
+      EXPECT_TRUE(p.V.cwiseEqual(c.V).all());
+    }
+  }
+  std::printf("[          ] perturbation: largest |V - V_cpu| %.3g\n", largest);
+}
+
+// Grams of recorded trajectories where some neuron never varies: the CPU flags constant_regressor
+// and leaves V NaN in that row and column; the kernel must do the same, exactly.
+TEST(CudaScoresHost, CorrelationOfDegenerateGramsMatchesCpu) {
+  const int n = 5, T = 400;
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> unit(0.05, 0.95);
+  // `constant_neuron` holds constant_value over t in [from, to) (and random values elsewhere).
+  auto trajectories = [&](int constant_neuron, double constant_value, int from, int to) {
+    Eigen::MatrixXd X(n, T);
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < n; ++i) X(i, t) = i == constant_neuron && t >= from && t < to ? constant_value : unit(rng);
+    return cs::gram_from_trajectories(X, Eigen::MatrixXd());
+  };
+  // Neuron 3 constant (0.5, then 0.3 whose sums are not exact), neuron 0 silent (all 0), neuron 2
+  // constant only as a target (x[t+1], t >= 1) or only as a regressor (x[t], t <= T - 2), none constant.
+  const std::vector<cs::Gram> grams = {trajectories(3, 0.5, 0, T),  trajectories(3, 0.3, 0, T),
+                                       trajectories(0, 0.0, 0, T),  trajectories(2, 0.25, 1, T),
+                                       trajectories(2, 0.25, 0, T - 1), trajectories(-1, 0.0, 0, T)};
+  for (const cs::Gram& g : grams) ASSERT_EQ(g.ww(0, 0), static_cast<double>(g.transitions));
+  for (int k : {5, 4, 3, 1}) expect_correlation_matches(grams, k, "degenerate k " + std::to_string(k));
+  // The CPU does flag the cases this test is about (so the comparison above is not vacuous).
+  EXPECT_NE(cs::correlation(grams[0], 4).flags & cs::flag_constant_regressor, 0u);
+  EXPECT_NE(cs::correlation(grams[2], 1).flags & cs::flag_constant_regressor, 0u);
+  EXPECT_TRUE(std::isnan(cs::correlation(grams[2], 1).V(0, 0)));
+  for (int g : {3, 4}) {
+    const cs::Estimate e = cs::correlation(grams[g], 3);
+    EXPECT_NE(e.flags & cs::flag_constant_regressor, 0u) << g;
+    EXPECT_EQ(e.V.array().isNaN().count(), 3) << g;  // a row (target 2) or a column (regressor 2)
+  }
+  EXPECT_EQ(cs::correlation(grams[5], 5).flags, 0u);
+
+  // A Gram without transitions (m = 0): NaN everywhere on both sides, and no flag (NaN <= 0 is false).
+  Eigen::MatrixXd one_step(n, 1);
+  one_step.setConstant(0.5);
+  const std::vector<cs::Gram> empty = {cs::gram_from_trajectories(one_step, Eigen::MatrixXd())};
+  expect_correlation_matches(empty, n, "no transitions");
+}
+
+// ---- scores -------------------------------------------------------------------------------------
+
+enum class Truth { generated, random_sparse, empty, all_connected, constant };
+enum class Values { continuous, quantised, sign_ties, all_equal, all_zero, one_nan, one_inf };
+enum class Rule { none, threshold_zero, threshold_positive, threshold_negative, given, given_with_nan };
+
+const char* name(Truth t) {
+  static const char* names[] = {"generated", "random_sparse", "empty", "all_connected", "constant"};
+  return names[static_cast<int>(t)];
+}
+const char* name(Values v) {
+  static const char* names[] = {"continuous", "quantised", "sign_ties", "all_equal", "all_zero", "one_nan", "one_inf"};
+  return names[static_cast<int>(v)];
+}
+const char* name(Rule r) {
+  static const char* names[] = {"none", "threshold_0", "threshold_0.3", "threshold_-1", "given", "given_with_nan"};
+  return names[static_cast<int>(r)];
+}
+
+struct ScoreCase {
+  int n, k, networks;
+  Truth truth;
+  Values values;
+  Rule rule;
+  uint64_t seed;
+  std::string label() const {
+    return "n " + std::to_string(n) + " k " + std::to_string(k) + " truth " + name(truth) + " V " + name(values) +
+           " rule " + name(rule) + " seed " + std::to_string(seed);
+  }
+};
+
+// One network's inputs: A (n x n), the estimate as the CPU sees it, and the spec that gives the rule.
+struct ScoreInput {
+  Eigen::MatrixXd A;
+  cs::Estimate estimate;
+  cs::EstimatorSpec spec;
+};
+
+Eigen::MatrixXd make_truth(const ScoreCase& c, std::mt19937_64& rng, uint64_t seed) {
+  std::normal_distribution<double> normal(0.0, 0.3);
+  std::bernoulli_distribution connect(0.2);
+  Eigen::MatrixXd A(c.n, c.n);
+  bool empty = false;
+  switch (c.truth) {
+    case Truth::generated: return cs::generate_connectivity(seed, c.n, 0.2, empty);
+    case Truth::random_sparse:
+      for (Eigen::Index e = 0; e < A.size(); ++e) A(e) = connect(rng) ? normal(rng) : 0.0;
+      return A;
+    case Truth::empty: return Eigen::MatrixXd::Zero(c.n, c.n);
+    case Truth::all_connected:
+      for (Eigen::Index e = 0; e < A.size(); ++e) A(e) = 0.1 + std::abs(normal(rng));
+      return A;
+    case Truth::constant: return Eigen::MatrixXd::Constant(c.n, c.n, 0.3);
+  }
+  return A;
+}
+
+// V related to the truth (so AUCs and correlations are not all ~0.5 / ~0), in the case's flavour.
+Eigen::MatrixXd make_estimate(const ScoreCase& c, const Eigen::MatrixXd& truth, std::mt19937_64& rng) {
+  std::normal_distribution<double> normal(0.0, 0.2);
+  Eigen::MatrixXd V(c.k, c.k);
+  for (Eigen::Index e = 0; e < V.size(); ++e) V(e) = truth(e) + normal(rng);
+  std::uniform_int_distribution<Eigen::Index> entry(0, V.size() - 1);
+  switch (c.values) {
+    case Values::continuous: break;
+    case Values::quantised: V = (V * 4).array().round() / 4; break;                  // a few levels: many ties
+    case Values::sign_ties: V = (V * 3).array().round().cwiseMin(1).cwiseMax(-1) / 3; break;  // |-1/3| = |1/3|
+    case Values::all_equal: V.setConstant(0.3); break;
+    case Values::all_zero: V.setZero(); break;
+    case Values::one_nan: V(entry(rng)) = not_a_number; break;
+    case Values::one_inf: V(entry(rng)) = -std::numeric_limits<double>::infinity(); break;
+  }
+  return V;
+}
+
+ScoreInput make_input(const ScoreCase& c, int network) {
+  std::mt19937_64 rng(c.seed * 1000 + network);
+  ScoreInput in;
+  in.A = make_truth(c, rng, c.seed + network);
+  in.estimate.V = make_estimate(c, in.A.topLeftCorner(c.k, c.k), rng);
+  std::uniform_real_distribution<double> unit(0.0, 0.2);
+  switch (c.rule) {
+    case Rule::none: in.spec.method = cs::EstimatorMethod::correlation; break;  // threshold -1: no rule
+    case Rule::threshold_zero: in.spec.method = cs::EstimatorMethod::lasso; break;  // lasso's default: 0
+    case Rule::threshold_positive:
+      in.spec.method = cs::EstimatorMethod::perturbation;
+      in.spec.threshold = 0.3;
+      break;
+    case Rule::threshold_negative:
+      in.spec.method = cs::EstimatorMethod::correlation;
+      in.spec.threshold = -1;
+      break;
+    case Rule::given:
+    case Rule::given_with_nan: {
+      // ols with p-values: declared() gives the 0/1 (NaN) decisions the GPU receives.
+      in.spec.method = cs::EstimatorMethod::ols;
+      in.spec.level = 0.05;
+      in.estimate.p_value = Eigen::MatrixXd(c.k, c.k);
+      for (Eigen::Index e = 0; e < in.estimate.p_value.size(); ++e) in.estimate.p_value(e) = unit(rng);
+      if (c.rule == Rule::given_with_nan) in.estimate.p_value(in.estimate.p_value.size() / 2) = not_a_number;
+      break;
+    }
+  }
+  return in;
+}
+
+// The threshold the kernel applies when no decisions are given (declared()'s rule for |V| estimators).
+double effective_threshold(const cs::EstimatorSpec& spec) {
+  if (spec.threshold >= 0) return spec.threshold;
+  return spec.method == cs::EstimatorMethod::lasso ? 0.0 : -1.0;
+}
+
+bool decisions_given(Rule rule) { return rule == Rule::given || rule == Rule::given_with_nan; }
+
+// Host arrays of one batch of a case, outputs poisoned.
+struct ScoreArrays {
+  std::vector<ScoreInput> inputs;
+  std::vector<double> connectivity, V, decided;
+  std::vector<cuda::RunScore> scores;
+
+  explicit ScoreArrays(const ScoreCase& c) {
+    for (int net = 0; net < c.networks; ++net) {
+      inputs.push_back(make_input(c, net));
+      const ScoreInput& in = inputs.back();
+      connectivity.insert(connectivity.end(), in.A.data(), in.A.data() + in.A.size());
+      V.insert(V.end(), in.estimate.V.data(), in.estimate.V.data() + in.estimate.V.size());
+      if (decisions_given(c.rule)) {
+        const Eigen::MatrixXd d = cs::declared(in.estimate, in.spec);
+        EXPECT_EQ(d.size(), in.estimate.V.size());
+        decided.insert(decided.end(), d.data(), d.data() + d.size());
+      }
+    }
+    const cuda::RunScore poison{-9.0, -9.0, -9.0, -9.0, 0xdeadbeefu, -1};
+    scores.assign(static_cast<size_t>(c.networks), poison);
+  }
+
+  cuda::ScoreBatch view(const ScoreCase& c) {
+    cuda::ScoreBatch b;
+    b.networks = c.networks;
+    b.n = c.n;
+    b.k = c.k;
+    b.connectivity = connectivity.data();
+    b.V = V.data();
+    b.decided = decided.empty() ? nullptr : decided.data();
+    b.threshold = decided.empty() ? effective_threshold(inputs.front().spec) : -1.0;
+    b.scores = scores.data();
+    return b;
+  }
+};
+
+// Largest gap per score over the checked runs.
+struct Gaps {
+  double corr = 0, auc = 0, tpr = 0, fpr = 0;
+  void merge(const Gaps& o) {
+    corr = std::max(corr, o.corr);
+    auc = std::max(auc, o.auc);
+    tpr = std::max(tpr, o.tpr);
+    fpr = std::max(fpr, o.fpr);
+  }
+};
+
+// Every run's scores against score_run(); counts how often each kind of result was seen.
+struct Seen {
+  int runs = 0, corr_nan = 0, auc_nan = 0, with_rates = 0, constant_flags = 0, one_class = 0, has_decisions = 0;
+};
+
+Gaps expect_scores_match(const ScoreCase& c, const ScoreArrays& arrays, const std::vector<cuda::RunScore>& got,
+                         const std::string& what, Seen* seen = nullptr) {
+  Gaps gaps;
+  for (int net = 0; net < c.networks; ++net) {
+    const ScoreInput& in = arrays.inputs[static_cast<size_t>(net)];
+    const Eigen::MatrixXd truth = in.A.topLeftCorner(c.k, c.k);
+    const cs::Scores want = cs::score_run(truth, in.estimate, in.spec, false);
+    const cuda::RunScore& s = got[static_cast<size_t>(net)];
+    const std::string where = what + " network " + std::to_string(net);
+    EXPECT_TRUE(same(s.corr_with_truth, want.corr_with_truth, gaps.corr))
+        << where << ": corr " << s.corr_with_truth << ", CPU " << want.corr_with_truth;
+    EXPECT_TRUE(same(s.auc, want.auc, gaps.auc)) << where << ": auc " << s.auc << ", CPU " << want.auc;
+    EXPECT_TRUE(same(s.tpr, want.tpr, gaps.tpr)) << where << ": tpr " << s.tpr << ", CPU " << want.tpr;
+    EXPECT_TRUE(same(s.fpr, want.fpr, gaps.fpr)) << where << ": fpr " << s.fpr << ", CPU " << want.fpr;
+    EXPECT_EQ(s.flags, want.flags) << where << ": flags " << cs::flags_to_string(s.flags) << ", CPU "
+                                   << cs::flags_to_string(want.flags);
+    EXPECT_EQ(s.has_decisions, want.has_decisions ? 1 : 0) << where;
+    if (seen) {
+      ++seen->runs;
+      seen->corr_nan += std::isnan(want.corr_with_truth);
+      seen->auc_nan += std::isnan(want.auc);
+      seen->with_rates += !std::isnan(want.tpr) || !std::isnan(want.fpr);
+      seen->constant_flags += (want.flags & (cs::flag_constant_truth | cs::flag_constant_estimate)) != 0;
+      seen->one_class += (want.flags & cs::flag_one_class) != 0;
+      seen->has_decisions += want.has_decisions;
+    }
+  }
+  return gaps;
+}
+
+Gaps run_host_case(const ScoreCase& c, size_t shared_limit, Seen* seen = nullptr) {
+  ScoreArrays arrays(c);
+  cuda::emulate_scores_on_host(arrays.view(c), shared_limit);
+  return expect_scores_match(c, arrays, arrays.scores, c.label() + " shared " + std::to_string(shared_limit), seen);
+}
+
+void print_gaps(const char* what, const Gaps& g) {
+  std::printf("[          ] %s: largest gaps corr %.3g auc %.3g tpr %.3g fpr %.3g\n", what, g.corr, g.auc, g.tpr, g.fpr);
+}
+
+// The cross product of value kinds, truths and rules at small k (every edge case), with n > k so
+// the truth's leading dimension matters.
+TEST(CudaScoresHost, EdgeCasesMatchScoreRun) {
+  const Truth truths[] = {Truth::generated, Truth::random_sparse, Truth::empty, Truth::all_connected, Truth::constant};
+  const Values values[] = {Values::continuous, Values::quantised, Values::sign_ties, Values::all_equal,
+                           Values::all_zero,   Values::one_nan,   Values::one_inf};
+  const Rule rules[] = {Rule::none,          Rule::threshold_zero, Rule::threshold_positive,
+                        Rule::threshold_negative, Rule::given,    Rule::given_with_nan};
+  Gaps gaps;
+  Seen seen;
+  uint64_t seed = 1;
+  for (int k : {1, 2, 3, 10})
+    for (Truth t : truths)
+      for (Values v : values)
+        for (Rule r : rules) gaps.merge(run_host_case({k + 2, k, 3, t, v, r, seed++}, h100_shared_limit, &seen));
+  print_gaps("edge cases", gaps);
+  std::printf("[          ] %d runs: corr NaN %d, auc NaN %d, with tpr/fpr %d, constant flags %d, one_class %d, has_decisions %d\n",
+              seen.runs, seen.corr_nan, seen.auc_nan, seen.with_rates, seen.constant_flags, seen.one_class,
+              seen.has_decisions);
+  // The sweep reaches every kind of result (else some branch would go unchecked).
+  EXPECT_GT(seen.corr_nan, 0);
+  EXPECT_GT(seen.runs - seen.corr_nan, 0);
+  EXPECT_GT(seen.auc_nan, 0);
+  EXPECT_GT(seen.runs - seen.auc_nan, 0);
+  EXPECT_GT(seen.with_rates, 0);
+  EXPECT_GT(seen.constant_flags, 0);
+  EXPECT_GT(seen.one_class, 0);
+  EXPECT_GT(seen.has_decisions, 0);
+  EXPECT_GT(seen.runs - seen.has_decisions, 0);
+}
+
+// A constant nonzero estimate: the CPU's sequential mean is not exactly the constant (0.3 summed 100
+// times is not 30), so its Pearson is a number, not NaN, and no constant flag is set; the kernel
+// must take the same mean. Both sides constant: the CPU gives +-1 from the rounding residues.
+TEST(CudaScoresHost, ConstantInputsFollowTheCpusMean) {
+  for (Truth t : {Truth::random_sparse, Truth::constant}) {
+    const ScoreCase c{10, 10, 2, t, Values::all_equal, Rule::none, 77};
+    ScoreArrays arrays(c);
+    cuda::emulate_scores_on_host(arrays.view(c), h100_shared_limit);
+    expect_scores_match(c, arrays, arrays.scores, c.label());
+    const cs::Scores want = cs::score_run(arrays.inputs[0].A.topLeftCorner(10, 10), arrays.inputs[0].estimate,
+                                          arrays.inputs[0].spec, false);
+    EXPECT_FALSE(std::isnan(want.corr_with_truth)) << "the premise: the CPU does not see 0.3 x 100 as constant";
+  }
+}
+
+// Larger k: the sort buffer in shared memory (k <= 128 at the H100 limit) and in global scratch
+// (k = 200, and k = 10 / 100 with a small limit); the same inputs give the same bits either way.
+TEST(CudaScoresHost, SizesAndGlobalScratchMatchScoreRun) {
+  EXPECT_EQ(cuda::score_scratch_doubles(100, h100_shared_limit), 0u);
+  EXPECT_EQ(cuda::score_scratch_doubles(128, h100_shared_limit), 0u);
+  EXPECT_EQ(cuda::score_scratch_doubles(200, h100_shared_limit), 65536u);
+  EXPECT_EQ(cuda::score_scratch_doubles(10, 0), 128u);
+  Gaps gaps;
+  uint64_t seed = 500;
+  for (const auto& [k, limit] : {std::pair{100, h100_shared_limit}, std::pair{200, h100_shared_limit},
+                                 std::pair{10, size_t{0}}, std::pair{100, size_t{48 * 1024}}})
+    for (Values v : {Values::continuous, Values::quantised})
+      for (Rule r : {Rule::threshold_positive, Rule::given_with_nan, Rule::none})
+        gaps.merge(run_host_case({k + 5, k, 2, Truth::generated, v, r, seed++}, limit));
+  print_gaps("k 10 .. 200", gaps);
+
+  // Shared and global sort buffers: identical results.
+  const ScoreCase c{60, 60, 2, Truth::random_sparse, Values::quantised, Rule::threshold_zero, 9};
+  ScoreArrays in_shared(c), in_global(c);
+  cuda::emulate_scores_on_host(in_shared.view(c), h100_shared_limit);
+  cuda::emulate_scores_on_host(in_global.view(c), 0);
+  for (int net = 0; net < c.networks; ++net) {
+    const cuda::RunScore &a = in_shared.scores[net], &b = in_global.scores[net];
+    EXPECT_EQ(a.auc, b.auc);
+    EXPECT_EQ(a.corr_with_truth, b.corr_with_truth);
+    EXPECT_EQ(a.flags, b.flags);
+  }
+}
+
+// The AUC with ties against a count by hand: |V| = {0, 1, 1, 2}, positives at the two tied 1s and
+// the 2 (ranks 2.5, 2.5, 4 of 4): U = 9 - 6 = 3 = P N, so the AUC is 1; moving a positive to 0
+// (rank 1) gives (1 + 2.5 + 4 - 6) / (3 * 1) = 0.5. (Independent of score_run.)
+TEST(CudaScoresHost, AucWithTiesByHand) {
+  const double connectivity[4] = {0.0, 1.0, 1.0, 1.0};  // k = n = 2: truth (0, 0) is the one negative
+  const double V1[4] = {0.0, -1.0, 1.0, 2.0}, V2[4] = {1.0, 0.0, 1.0, 2.0};
+  for (const auto& [V, want] : {std::pair{V1, 1.0}, std::pair{V2, 0.5}}) {
+    cuda::RunScore score{-9, -9, -9, -9, 0xdeadbeefu, -1};
+    cuda::ScoreBatch b;
+    b.networks = 1;
+    b.n = b.k = 2;
+    b.connectivity = connectivity;
+    b.V = V;
+    b.scores = &score;
+    cuda::emulate_scores_on_host(b, h100_shared_limit);
+    EXPECT_EQ(score.auc, want);
+    EXPECT_EQ(score.has_decisions, 0);
+    EXPECT_TRUE(std::isnan(score.tpr) && std::isnan(score.fpr));
+  }
+}
+
+}  // namespace
+
+// ---- on a GPU -----------------------------------------------------------------------------------
+
+namespace {
+
+template <class T>
+struct DeviceArray {
+  T* data = nullptr;
+  explicit DeviceArray(size_t count) { CS_CUDA_CHECK(cudaMalloc(&data, std::max<size_t>(count, 1) * sizeof(T))); }
+  DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) {
+    if (!host.empty()) CS_CUDA_CHECK(cudaMemcpy(data, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  ~DeviceArray() { cudaFree(data); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  std::vector<T> download(size_t count) const {
+    std::vector<T> host(count);
+    CS_CUDA_CHECK(cudaMemcpy(host.data(), data, count * sizeof(T), cudaMemcpyDeviceToHost));
+    return host;
+  }
+};
+
+}  // namespace
+
+TEST(CudaScoresDevice, CorrelationKernelMatchesCpu) {
+  const auto gpus = causalsweep::query_cuda_devices();
+  if (gpus.count == 0) GTEST_SKIP() << "no CUDA device: " << gpus.description;
+  CS_CUDA_CHECK(cudaSetDevice(0));
+  for (const auto& [n, k, perturb] : {std::tuple{12, 12, false}, std::tuple{40, 17, false}, std::tuple{6, 6, true}}) {
+    std::vector<cs::Gram> grams;
+    std::vector<double> buffers;
+    for (uint64_t seed : {3, 4, 5}) {
+      cs::NetworkGrams g = simulated_grams(seed, n, 2001, 2.0, perturb);
+      grams.push_back(perturb ? *g.even : g.all);
+      const std::vector<double> b = pack_gram(grams.back());
+      buffers.insert(buffers.end(), b.begin(), b.end());
+    }
+    const size_t v_size = grams.size() * k * k;
+    DeviceArray<double> d_grams(buffers), d_V(std::vector<double>(v_size, not_a_number));
+    DeviceArray<uint32_t> d_flags(std::vector<uint32_t>(grams.size(), 0xdeadbeefu));
+    cuda::CorrelationBatch batch;
+    batch.networks = static_cast<int>(grams.size());
+    batch.n = n;
+    batch.k = k;
+    batch.grams = d_grams.data;
+    batch.V = d_V.data;
+    batch.flags = d_flags.data;
+    cuda::launch_correlation(batch, nullptr);
+    CS_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<double> V = d_V.download(v_size);
+    const std::vector<uint32_t> flags = d_flags.download(grams.size());
+    double largest = 0;
+    for (size_t net = 0; net < grams.size(); ++net) {
+      const cs::Estimate cpu = perturb ? cs::perturbation(grams[net], k) : cs::correlation(grams[net], k);
+      EXPECT_EQ(flags[net], cpu.flags);
+      for (int j = 0; j < k; ++j)
+        for (int i = 0; i < k; ++i)
+          EXPECT_TRUE(same(V[net * k * k + i + static_cast<size_t>(j) * k], cpu.V(i, j), largest))
+              << "n " << n << " k " << k << " network " << net << " V(" << i << ", " << j << ")";
+    }
+    std::printf("[          ] device correlation n %d k %d: largest |V - V_cpu| %.3g\n", n, k, largest);
+  }
+}
+
+TEST(CudaScoresDevice, ScoreKernelMatchesScoreRun) {
+  const auto gpus = causalsweep::query_cuda_devices();
+  if (gpus.count == 0) GTEST_SKIP() << "no CUDA device: " << gpus.description;
+  CS_CUDA_CHECK(cudaSetDevice(0));
+  const size_t limit = cuda::shared_memory_limit(0);
+  Gaps gaps;
+  uint64_t seed = 900;
+  const std::vector<ScoreCase> cases = {
+      {12, 10, 64, Truth::generated, Values::continuous, Rule::threshold_zero, seed++},
+      {12, 10, 64, Truth::random_sparse, Values::quantised, Rule::given, seed++},
+      {5, 2, 16, Truth::random_sparse, Values::sign_ties, Rule::given_with_nan, seed++},
+      {3, 1, 8, Truth::generated, Values::continuous, Rule::threshold_positive, seed++},
+      {10, 10, 8, Truth::empty, Values::one_nan, Rule::threshold_positive, seed++},
+      {10, 10, 8, Truth::all_connected, Values::all_equal, Rule::none, seed++},
+      {105, 100, 16, Truth::generated, Values::quantised, Rule::threshold_positive, seed++},
+      {200, 200, 6, Truth::generated, Values::continuous, Rule::given, seed++},  // global scratch
+      {210, 200, 6, Truth::random_sparse, Values::quantised, Rule::none, seed++},
+  };
+  for (const ScoreCase& c : cases) {
+    ScoreArrays arrays(c);
+    DeviceArray<double> d_connectivity(arrays.connectivity), d_V(arrays.V), d_decided(arrays.decided);
+    DeviceArray<cuda::RunScore> d_scores(arrays.scores);  // poisoned
+    const size_t scratch = cuda::score_scratch_doubles(c.k, limit);
+    DeviceArray<double> d_scratch(static_cast<size_t>(c.networks) * scratch);
+    cuda::ScoreBatch batch = arrays.view(c);
+    batch.connectivity = d_connectivity.data;
+    batch.V = d_V.data;
+    batch.decided = arrays.decided.empty() ? nullptr : d_decided.data;
+    batch.scores = d_scores.data;
+    batch.scratch = d_scratch.data;
+    cuda::launch_scores(batch, limit, nullptr);
+    CS_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<cuda::RunScore> got = d_scores.download(arrays.scores.size());
+    gaps.merge(expect_scores_match(c, arrays, got, "device " + c.label()));
+  }
+  print_gaps("device scores", gaps);
+}
+
+#else
+
+TEST(CudaScoresDevice, NeedsCudaBuild) {
+  const auto gpus = causalsweep::query_cuda_devices();
+  GTEST_SKIP() << "built without CUDA (" << gpus.count << " device(s): " << gpus.description << ")";
+}
+
+#endif  // CAUSALSWEEP_HAVE_CUDA
