@@ -1,6 +1,9 @@
 // Google Benchmark microbenchmarks of the CPU hot loops: random draws, one simulated step with
-// its Gram update, the Gram tile update alone, and the two lasso solvers on one target.
+// its Gram update, the Gram tile update alone, the two lasso solvers on one target, and the largest
+// singular value of A.
 #include <benchmark/benchmark.h>
+
+#include <Eigen/SVD>
 
 #include "causalsweep/gram.hpp"
 #include "causalsweep/random_stream.hpp"
@@ -53,5 +56,23 @@ static void BM_Lasso(benchmark::State& state) {
 }
 BENCHMARK(BM_Lasso<cs::LassoSolver::cyclic>)->Arg(40)->Arg(100)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Lasso<cs::LassoSolver::active_set>)->Arg(40)->Arg(100)->Unit(benchmark::kMillisecond);
+
+// The largest singular value of a generated 0/+-1 A: the eigenvalues of A'A (what generate_connectivity
+// uses) against Eigen's BDCSVD (what it used before; it crashed on some sparse matrices).
+static void BM_LargestSingularValue(benchmark::State& state) {
+  bool empty = false;
+  const int n = static_cast<int>(state.range(0));
+  const Eigen::MatrixXd A = cs::generate_connectivity(7, n, 0.1, empty).array().sign().matrix();
+  for (auto _ : state) benchmark::DoNotOptimize(cs::largest_singular_value(A));
+}
+BENCHMARK(BM_LargestSingularValue)->Arg(40)->Arg(100)->Arg(500)->Unit(benchmark::kMillisecond);
+
+static void BM_LargestSingularValueBdcsvd(benchmark::State& state) {
+  bool empty = false;
+  const int n = static_cast<int>(state.range(0));
+  const Eigen::MatrixXd A = cs::generate_connectivity(7, n, 0.1, empty).array().sign().matrix();
+  for (auto _ : state) benchmark::DoNotOptimize(Eigen::BDCSVD<Eigen::MatrixXd>(A).singularValues()(0));
+}
+BENCHMARK(BM_LargestSingularValueBdcsvd)->Arg(40)->Arg(100)->Arg(500)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();
