@@ -17,6 +17,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <thread>
 
@@ -31,6 +32,7 @@
 #include "cuda_estimation.hpp"
 #include "cuda_kernels.hpp"
 #include "engine.hpp"
+#include "least_squares_kernels.hpp"
 
 namespace causalsweep {
 namespace cuda {
@@ -233,7 +235,8 @@ class DeviceWorker {
   ~DeviceWorker() {
     cudaSetDevice(device_);  // no checks in a destructor: release what exists
     cudaStreamSynchronize(stream_);
-    stages_.clear();  // their cuBLAS / cuSOLVER handles use the stream
+    stages_.clear();
+    solver_.reset();  // its cuBLAS / cuSOLVER handles use the stream
     for (int slot = 0; slot < 2; ++slot)
       for (cudaEvent_t event : events_[slot]) cudaEventDestroy(event);
     cudaStreamDestroy(stream_);
@@ -250,6 +253,7 @@ class DeviceWorker {
     CS_CUDA_CHECK(cudaSetDevice(device_));
     CS_CUDA_CHECK(cudaStreamSynchronize(stream_));
     stages_.clear();
+    host_estimated_.clear();
     grid_ = &grid;
     estimate_on_gpu_ = mode_.estimation && has_gpu_estimators(grid);
     connectivity_on_gpu_ = mode_.connectivity && grid.model.connectivity.empty();
@@ -268,7 +272,14 @@ class DeviceWorker {
     size_t free_bytes = 0, total_bytes = 0;
     CS_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const double budget = fraction * static_cast<double>(free_bytes + device_arena_.size());
-    const ChunkOffsets one = offsets(n, perturb, 1);
+    ChunkOffsets one = offsets(n, perturb, 1);
+    if (budget < static_cast<double>(one.device_end) && stage(n, perturb)) {
+      // The estimation stage's buffers (about twice the Grams) do not fit beside one network:
+      // networks of this size simulate on the GPU and are estimated on the host.
+      host_estimated_.insert({n, perturb});
+      stages_.erase({n, perturb});
+      one = offsets(n, perturb, 1);
+    }
     const double per_network = static_cast<double>(one.device_end);  // alignment makes this an upper bound
     const double per_network_host = static_cast<double>(one.host_end);
     constexpr double pinned_slot_limit = 1024.0 * 1024.0 * 1024.0;
@@ -317,10 +328,15 @@ class DeviceWorker {
     bool all_grams = false;          // every network's Grams come back (some estimators run on the host)
   };
 
+  // The stage for networks of size n, or null when the host estimates them (no GPU estimator at
+  // this n, or the stage's buffers do not fit the device beside one network).
   EstimationStage* stage(int n, bool perturb) {
-    if (!estimate_on_gpu_) return nullptr;
+    if (!estimate_on_gpu_ || !has_gpu_estimators(*grid_, n) || host_estimated_.count({n, perturb})) return nullptr;
     auto& slot = stages_[{n, perturb}];
-    if (!slot) slot = std::make_unique<EstimationStage>(*grid_, n, perturb, Executor{true, stream_, shared_limit_});
+    if (!slot) {
+      if (!solver_) solver_ = LeastSquaresSolver::on_device(stream_);
+      slot = std::make_unique<EstimationStage>(*grid_, n, perturb, Executor{true, stream_, shared_limit_}, solver_.get());
+    }
     return slot.get();
   }
 
@@ -507,7 +523,9 @@ class DeviceWorker {
   PinnedArena host_slot_[2];
   const SweepGrid* grid_ = nullptr;
   bool estimate_on_gpu_ = false, connectivity_on_gpu_ = false;
+  std::unique_ptr<LeastSquaresSolver> solver_;  // one set of cuBLAS / cuSOLVER handles per worker
   std::map<std::pair<int, bool>, std::unique_ptr<EstimationStage>> stages_;
+  std::set<std::pair<int, bool>> host_estimated_;  // sizes whose stage did not fit the device
 };
 
 class CudaBackend final : public Backend {
@@ -638,10 +656,10 @@ class CudaBackend final : public Backend {
   }
 
   std::string too_large_message(int n, bool perturb) const {
-    const SimulationLayout l = workers_.front()->layout(n);
+    const ChunkOffsets one = workers_.front()->offsets(n, perturb, 1);
     return fmt::format("key 'model.n_neurons': one network with n = {} needs {:.1f} MiB of GPU memory, more than the "
                        "device has free; reduce n_neurons or use --backend cpu",
-                       n, static_cast<double>(simulation_network_bytes(l, perturb)) / (1024.0 * 1024.0));
+                       n, static_cast<double>(one.device_end) / (1024.0 * 1024.0));
   }
 
   int host_threads_;
@@ -656,18 +674,20 @@ class CudaBackend final : public Backend {
 // never as wrong results. `mode` says which GPU stages take part. Empty when the device agrees; else
 // what differed.
 std::string self_check(int device, DeviceMode mode) {
+  // Three seeds (one keeps its ROC, so its runs are scored on the host from GPU-made A and Grams),
+  // n = 130 (Lanczos basis, score sort in global memory), a Granger estimator (host) between GPU ones.
   const SweepConfig config = parse_config(R"(name = "cuda_self_check"
 [model]
-n_neurons = [7, 40]
+n_neurons = [7, 40, 130]
 timesteps = 300
 p_connect = 0.3
 eta = 1.0
 observed_ratio = [1.0, 0.5]
 perturb = true
 [seeds]
-list = [20261122]
+list = [20261122, 20261123, 20261124]
 [estimators]
-use = ["correlation", "perturbation", "ols", "iv", "ols_bonferroni", "lasso_cyclic"]
+use = ["correlation", "perturbation", "ols", "granger", "iv", "ols_bonferroni", "lasso_cyclic"]
 [estimators.ols_bonferroni]
 method = "ols"
 intercept = true
@@ -675,36 +695,53 @@ correction = "bonferroni"
 [estimators.lasso_cyclic]
 method = "lasso"
 solver = "cyclic"
-alpha = 0.001
+intercept = true
 [scores]
-roc_seeds = []
+roc_seeds = [20261123]
 )",
                                           "<cuda self-check>");
   const SweepGrid grid = expand_grid(config);
   PhaseTimes unused;
   const std::vector<NetworkResult> want = make_cpu_backend(1)->run_batch(grid.networks, grid, unused);
-  CudaBackend one({{device, mode}}, 1);
-  const std::vector<NetworkResult> got = one.run_batch(grid.networks, grid, unused);
-  for (size_t i = 0; i < want.size(); ++i)
-    for (size_t r = 0; r < want[i].runs.size(); ++r)
+  std::vector<NetworkResult> got;
+  try {
+    CudaBackend one({{device, mode}}, 1);
+    got = one.run_batch(grid.networks, grid, unused);
+  } catch (const std::exception& e) {
+    return fmt::format("self-check on device {} failed: {}", device, e.what());
+  }
+  if (got.size() != want.size()) return fmt::format("self-check on device {} failed: results missing", device);
+  for (size_t i = 0; i < want.size(); ++i) {
+    const NetworkResult &w = want[i], &g = got[i];
+    if (g.runs.size() != w.runs.size() || g.network_flags != w.network_flags || g.saturated_logits != w.saturated_logits)
+      return fmt::format("self-check on device {} failed: network n = {} has {} runs, flags {}, {} saturated logits on "
+                         "the GPU but {}, {}, {} on the CPU",
+                         device, grid.networks[i].n_neurons, g.runs.size(), g.network_flags, g.saturated_logits,
+                         w.runs.size(), w.network_flags, w.saturated_logits);
+    for (size_t r = 0; r < w.runs.size(); ++r)
       for (int s = 0; s < score_count; ++s) {
-        if (!want[i].runs[r].has(s)) continue;
-        const double a = want[i].runs[r].score[s], b = got[i].runs[r].score[s];
+        const double a = w.runs[r].score[s], b = g.runs[r].score[s];
         const bool same = (std::isnan(a) && std::isnan(b)) || std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(a));
-        if (!same || got[i].runs[r].flags != want[i].runs[r].flags || !got[i].runs[r].has(s))
+        if ((w.runs[r].has(s) && !same) || g.runs[r].flags != w.runs[r].flags || g.runs[r].scored != w.runs[r].scored)
           return fmt::format("self-check on device {} failed: network n = {}, {} {} = {} (flags {}) on the GPU but {} "
                              "(flags {}) on the CPU",
-                             device, grid.networks[i].n_neurons, grid.estimators[want[i].runs[r].estimator_index].label,
-                             score_names[s], b, got[i].runs[r].flags, a, want[i].runs[r].flags);
+                             device, grid.networks[i].n_neurons, grid.estimators[w.runs[r].estimator_index].label,
+                             score_names[s], b, g.runs[r].flags, a, w.runs[r].flags);
       }
+  }
   return {};
 }
 
 // What a device may do: everything on the GPU when that passes the self-check, else the simulation
 // only (A, estimation and scores on the host) with the reason in `note`; nullopt (and `why`) when
-// even that fails.
+// even that fails. A failure of either check (a wrong result or an error) is a reason, never a crash.
 std::optional<DeviceMode> checked_mode(int device, std::string& why, std::string& note) {
-  if (!simulation_kernel_runnable(device, why)) return std::nullopt;
+  try {
+    if (!simulation_kernel_runnable(device, why)) return std::nullopt;
+  } catch (const std::exception& e) {
+    why = fmt::format("device {}: {}", device, e.what());
+    return std::nullopt;
+  }
   const std::string full = self_check(device, DeviceMode{true, true});
   if (full.empty()) return DeviceMode{true, true};
   why = self_check(device, DeviceMode{false, false});

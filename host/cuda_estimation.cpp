@@ -47,9 +47,15 @@ bool estimable_on_gpu(const EstimatorSpec& spec) {
   }
 }
 
-bool has_gpu_estimators(const SweepGrid& grid) {
-  return !grid.family && std::any_of(grid.estimators.begin(), grid.estimators.end(),
-                                     [](const EstimatorSpec& s) { return estimable_on_gpu(s); });
+bool estimable_on_gpu(const EstimatorSpec& spec, int n) {
+  constexpr int lasso_kernel_max_k = 4096;  // kernels/lasso.cu: 8 coordinates x 512 threads per target
+  return estimable_on_gpu(spec) && (spec.method != EstimatorMethod::lasso || n <= lasso_kernel_max_k);
+}
+
+bool has_gpu_estimators(const SweepGrid& grid, int n) {
+  return !grid.family && std::any_of(grid.estimators.begin(), grid.estimators.end(), [n](const EstimatorSpec& s) {
+           return n > 0 ? estimable_on_gpu(s, n) : estimable_on_gpu(s);
+         });
 }
 
 double critical_t(double df, double level, Correction correction, int k) {
@@ -68,17 +74,20 @@ struct EstimationStage::Layout {
   size_t inputs_end = 0;  // critical t: [t_tested estimator][ratio][networks]
 };
 
-EstimationStage::EstimationStage(const SweepGrid& grid, int n, bool perturb, Executor executor)
-    : grid_(grid), n_(n), perturb_(perturb), executor_(executor) {
-  if (!has_gpu_estimators(grid)) throw std::logic_error("EstimationStage: the grid has no estimator the GPU computes");
+EstimationStage::EstimationStage(const SweepGrid& grid, int n, bool perturb, Executor executor,
+                                 LeastSquaresSolver* solver)
+    : grid_(grid), n_(n), perturb_(perturb), executor_(executor), least_squares_(solver) {
+  if (!has_gpu_estimators(grid, n)) throw std::logic_error("EstimationStage: the grid has no estimator the GPU computes");
   for (double ratio : grid.observed_ratios) observed_.push_back(observed_count(n, ratio));
   for (size_t e = 0; e < grid.estimators.size(); ++e) {
-    on_gpu_.push_back(estimable_on_gpu(grid.estimators[e]));
+    on_gpu_.push_back(estimable_on_gpu(grid.estimators[e], n));
     has_host_estimators_ = has_host_estimators_ || !on_gpu_.back();
     if (on_gpu_.back() && t_tested(grid.estimators[e])) t_tested_.push_back(static_cast<int>(e));
   }
-  if (!t_tested_.empty())
-    least_squares_ = executor.on_device ? LeastSquaresSolver::on_device(executor.stream) : LeastSquaresSolver::on_host();
+  if (!t_tested_.empty() && !least_squares_) {
+    own_solver_ = executor.on_device ? LeastSquaresSolver::on_device(executor.stream) : LeastSquaresSolver::on_host();
+    least_squares_ = own_solver_.get();
+  }
 }
 
 EstimationStage::~EstimationStage() = default;

@@ -27,8 +27,11 @@ class LeastSquaresSolver;
 // under the corrections a critical t value decides (none, bonferroni). Benjamini-Hochberg ranks
 // p-values, the Granger tests and the active-set lasso run on the host, from the Grams.
 bool estimable_on_gpu(const EstimatorSpec& spec);
-// Whether a grid has work for the stage: the rate model and at least one estimator the GPU computes.
-bool has_gpu_estimators(const SweepGrid& grid);
+// ... for networks of n neurons (the lasso kernel takes k <= 4096 observed neurons; above, the host).
+bool estimable_on_gpu(const EstimatorSpec& spec, int n);
+// Whether a grid has work for the stage: the rate model and at least one estimator the GPU computes
+// (for networks of n neurons when n > 0).
+bool has_gpu_estimators(const SweepGrid& grid, int n = 0);
 
 // Where the stage runs. On the host, "device" pointers are host pointers and stream is unused.
 struct Executor {
@@ -51,8 +54,10 @@ struct StageBuffers {
 
 class EstimationStage {
  public:
-  // Networks of one size n and mode; the grid must have GPU estimators (the others are left to the host).
-  EstimationStage(const SweepGrid& grid, int n, bool perturb, Executor executor);
+  // Networks of one size n and mode; the grid must have GPU estimators at n (the others are left to
+  // the host). `solver`: the batched least squares for ols / iv, on the executor's side (made here
+  // when null); a device worker keeps one, so its cuBLAS / cuSOLVER handles outlive the batches.
+  EstimationStage(const SweepGrid& grid, int n, bool perturb, Executor executor, LeastSquaresSolver* solver = nullptr);
   ~EstimationStage();
   EstimationStage(const EstimationStage&) = delete;
   EstimationStage& operator=(const EstimationStage&) = delete;
@@ -86,7 +91,8 @@ class EstimationStage {
   std::vector<int> t_tested_;     // estimator indices of GPU ols / iv (they take critical t values)
   std::vector<char> on_gpu_;      // per estimator
   bool has_host_estimators_ = false;
-  std::unique_ptr<LeastSquaresSolver> least_squares_;
+  std::unique_ptr<LeastSquaresSolver> own_solver_;
+  LeastSquaresSolver* least_squares_ = nullptr;
 };
 
 // The critical |t| of a run's decisions, as t_test_decisions decides them (family k * k; NaN when

@@ -1,17 +1,15 @@
 # The CUDA side of causalsweep, built only when nvcc is found (see CMakeLists.txt).
 #   causalsweep_cuda: the kernels (nvcc, C++17) behind the C++17 interface kernels/cuda_kernels.hpp
 #   host/cuda_backend.cpp: the Backend that drives them (g++, C++20), compiled into causalsweep_core
-# The GPU estimation stage (connectivity, least squares, lasso, scores). A development build may list
-# a subset (e.g. -DCAUSALSWEEP_ESTIMATION_KERNELS=kernels/lasso.cu) to work on one of them alone.
-set(CAUSALSWEEP_ESTIMATION_KERNELS
-    kernels/connectivity.cu kernels/least_squares.cu kernels/lasso.cu kernels/scores.cu
-    CACHE STRING "CUDA sources of the GPU estimation stage")
 add_library(causalsweep_cuda STATIC
   kernels/device_query.cu
   kernels/random_stream.cu
-  kernels/simulate_gram.cu
-  kernels/n_to_1.cu
-  ${CAUSALSWEEP_ESTIMATION_KERNELS}
+  kernels/connectivity.cu    # A and its largest singular value
+  kernels/simulate_gram.cu   # the simulation fused with the Gram accumulation
+  kernels/least_squares.cu   # batched OLS and 2SLS (cuSOLVER, cuBLAS)
+  kernels/lasso.cu
+  kernels/scores.cu          # correlation estimates and per-run scores
+  kernels/n_to_1.cu          # the N-to-1 model family
 )
 target_include_directories(causalsweep_cuda PUBLIC include kernels)
 # cuBLAS and cuSOLVER for the batched least squares (shared: their static archives are hundreds of MB).

@@ -61,10 +61,6 @@ struct SimulationLayout {
 // The layout for n neurons given the device's opt-in shared memory per block (bytes).
 SimulationLayout plan_simulation_layout(int n, size_t shared_limit_bytes, int threads = 256);
 
-// Bytes of device memory one network of a launch needs: A, Gram(s), saturation counts, scratch,
-// and its seed / eta / timesteps.
-size_t simulation_network_bytes(const SimulationLayout& layout, bool perturb);
-
 // One launch: `networks` networks of the layout's n, one block each. All pointers are device
 // pointers for launch_simulation and host pointers for emulate_simulation_on_host.
 struct SimulationBatch {

@@ -329,12 +329,6 @@ SimulationLayout plan_simulation_layout(int n, size_t shared_limit_bytes, int th
   return layout;
 }
 
-size_t simulation_network_bytes(const SimulationLayout& layout, bool perturb) {
-  const size_t n = static_cast<size_t>(layout.n);
-  return sizeof(double) * (n * n + (perturb ? 2 : 1) * gram_doubles(layout.n) + layout.scratch_doubles) +
-         2 * sizeof(unsigned long long) + sizeof(uint64_t) + sizeof(double) + sizeof(int);
-}
-
 void launch_simulation(const SimulationLayout& layout, const SimulationBatch& batch, cudaStream_t stream) {
   if (batch.networks <= 0) return;
   if (layout.threads < 1 || layout.threads > max_threads || layout.tile < 2 || layout.tile % 2 != 0)

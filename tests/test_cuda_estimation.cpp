@@ -220,6 +220,8 @@ TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
   spec.method = cs::EstimatorMethod::lasso;
   spec.solver = cs::LassoSolver::cyclic;
   EXPECT_TRUE(cuda::estimable_on_gpu(spec));
+  EXPECT_TRUE(cuda::estimable_on_gpu(spec, 4096));
+  EXPECT_FALSE(cuda::estimable_on_gpu(spec, 4097));  // past the lasso kernel's k: the host
   spec.solver = cs::LassoSolver::active_set;
   EXPECT_FALSE(cuda::estimable_on_gpu(spec));
   spec.method = cs::EstimatorMethod::granger;
