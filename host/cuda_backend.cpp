@@ -48,6 +48,34 @@ Gram unpack_gram(const double* buffer, int n, int64_t transitions, int64_t satur
   return gram;
 }
 
+// Three seeds (one keeps its ROC, so its runs are scored on the host from GPU-made A and Grams),
+// n = 130 (Lanczos basis, score sort in global memory), a Granger estimator (host) between GPU ones.
+const char* self_check_config() {
+  return R"(name = "cuda_self_check"
+[model]
+n_neurons = [7, 40, 130]
+timesteps = 300
+p_connect = 0.3
+eta = 1.0
+observed_ratio = [1.0, 0.5]
+perturb = true
+[seeds]
+list = [20261122, 20261123, 20261124]
+[estimators]
+use = ["correlation", "perturbation", "ols", "granger", "iv", "ols_bonferroni", "lasso_cyclic"]
+[estimators.ols_bonferroni]
+method = "ols"
+intercept = true
+correction = "bonferroni"
+[estimators.lasso_cyclic]
+method = "lasso"
+solver = "cyclic"
+intercept = true
+[scores]
+roc_seeds = [20261123]
+)";
+}
+
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -674,32 +702,7 @@ class CudaBackend final : public Backend {
 // never as wrong results. `mode` says which GPU stages take part. Empty when the device agrees; else
 // what differed.
 std::string self_check(int device, DeviceMode mode) {
-  // Three seeds (one keeps its ROC, so its runs are scored on the host from GPU-made A and Grams),
-  // n = 130 (Lanczos basis, score sort in global memory), a Granger estimator (host) between GPU ones.
-  const SweepConfig config = parse_config(R"(name = "cuda_self_check"
-[model]
-n_neurons = [7, 40, 130]
-timesteps = 300
-p_connect = 0.3
-eta = 1.0
-observed_ratio = [1.0, 0.5]
-perturb = true
-[seeds]
-list = [20261122, 20261123, 20261124]
-[estimators]
-use = ["correlation", "perturbation", "ols", "granger", "iv", "ols_bonferroni", "lasso_cyclic"]
-[estimators.ols_bonferroni]
-method = "ols"
-intercept = true
-correction = "bonferroni"
-[estimators.lasso_cyclic]
-method = "lasso"
-solver = "cyclic"
-intercept = true
-[scores]
-roc_seeds = [20261123]
-)",
-                                          "<cuda self-check>");
+  const SweepConfig config = parse_config(self_check_config(), "<cuda self-check>");
   const SweepGrid grid = expand_grid(config);
   PhaseTimes unused;
   const std::vector<NetworkResult> want = make_cpu_backend(1)->run_batch(grid.networks, grid, unused);

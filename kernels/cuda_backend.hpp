@@ -37,4 +37,7 @@ struct Chunk {
 std::vector<Chunk> plan_chunks(std::span<const NetworkTask> batch,
                                const std::function<size_t(int n, bool perturb)>& max_networks);
 
+// The sweep (TOML) a device must reproduce, through the whole CUDA path, before the backend uses it.
+const char* self_check_config();
+
 }  // namespace causalsweep::cuda

@@ -205,6 +205,15 @@ solver = "cyclic"
                            1e-9);
 }
 
+// The sweep every device must reproduce before it is used: it parses, and the stage reproduces the
+// CPU on it (a broken self-check config would otherwise only show on a GPU machine).
+TEST(CudaStage, SelfCheckSweepParsesAndMatchesTheCpu) {
+  const cs::SweepGrid grid = cs::expand_grid(cs::parse_config(cuda::self_check_config(), "<cuda self-check>"));
+  EXPECT_EQ(grid.networks.size(), 9u);
+  EXPECT_FALSE(grid.roc_seeds.empty());
+  expect_stage_matches_cpu(cuda::self_check_config(), 1e-9);
+}
+
 TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
   cs::EstimatorSpec spec;
   for (auto method : {cs::EstimatorMethod::correlation, cs::EstimatorMethod::perturbation, cs::EstimatorMethod::ols,
