@@ -4,9 +4,8 @@
 //   bench_cuda table                   the kernel for n in {20, 50, 100, 200, 500} x T in {1e3, 1e4, 1e5}
 //   bench_cuda backend NETWORKS N T [HOST_THREADS [LASSO_SOLVER]]
 //                                      workload W end to end through the backend: A, simulation,
-//                                      correlation + lasso + ols + iv at 5 observed ratios, scores. The
-//                                      lasso solver "active_set" (the default) runs on the host from the
-//                                      Grams, "cyclic" on the GPU with the other estimators
+//                                      correlation + lasso + ols + iv at 5 observed ratios, scores, all
+//                                      on the GPU; LASSO_SOLVER "active_set" (the default) or "cyclic"
 // Peak rates for the roofline: CS_PEAK_FMA_PER_S (default 16.75e12: the H100 SXM's plain FP64 units,
 // 33.5 TFLOPS, which this kernel uses; its FP64 tensor cores would double that) and
 // CS_PEAK_BYTES_PER_S (default 3.35e12, H100 SXM HBM3; H200: 4.8e12).

@@ -2,7 +2,7 @@
 # The CUDA backend on a GPU machine, in stages that each fit in a few minutes:
 #   bench/run_gpu.sh build      configure and build in $BUILD (default build-cuda)
 #   bench/run_gpu.sh test       the CUDA tests (kernels vs CPU, sweeps vs the CPU backend), then the whole suite
-#   bench/run_gpu.sh sanitize   compute-sanitizer memcheck and racecheck on the kernels' tests
+#   bench/run_gpu.sh sanitize   compute-sanitizer memcheck, racecheck, initcheck, synccheck on every kernel's device test
 #   bench/run_gpu.sh bench      kernel table (n x T), kernel on workload W, W end to end, CPU on a slice of W
 #   bench/run_gpu.sh n_to_1     the N-to-1 family: its CUDA tests, the 140-run notebook sweep on the GPU
 #                               (bench_cuda_n_to_1) and on the CPU backend on all cores, same call
@@ -38,7 +38,7 @@ run_sanitize() {
   [ -x "$sanitizer" ] || { echo "compute-sanitizer not found" >&2; exit 1; }
   for tool in memcheck racecheck initcheck synccheck; do
     "$sanitizer" --tool "$tool" --error-exitcode 3 \
-      "$build/tests/causalsweep_tests" --gtest_filter='CudaDevice.RawStream*:CudaDevice.KernelMatchesCpuGrams' \
+      "$build/tests/causalsweep_tests" --gtest_filter='CudaDevice.RawStream*:CudaDevice.KernelMatchesCpuGrams:CudaDevice.LassoMatchesCpu:CudaDevice.LassoActiveSetMatchesCpu:CudaConnectivityDevice.*:CudaDeviceLeastSquares.*:CudaScoresDevice.*' \
       > "$out/sanitize_$tool.log" 2>&1 && echo "$tool: clean" || { echo "$tool: FAILED"; tail -40 "$out/sanitize_$tool.log"; }
   done
 }
@@ -48,7 +48,7 @@ run_bench() {
   "$build/bench/bench_cuda" table | tee "$out/kernel_table.jsonl"
   # Workload W end to end through the backend: 10,000 networks, n = 100, T = 5000, eta = 2.
   "$build/bench/bench_cuda" backend 10000 100 5000 "$threads" | tee "$out/backend_W.json"
-  # The same with the cyclic lasso, which runs on the GPU with the other estimators (nothing on the host).
+  # The same with the cyclic lasso (scikit-learn's iterates: up to 1000 sweeps per target here).
   "$build/bench/bench_cuda" backend 10000 100 5000 "$threads" cyclic | tee "$out/backend_W_cyclic.json"
   # The CPU backend on a slice of W (1,600 networks) on all cores, in the same call, through the CLI.
   cat > "$out/w_slice.toml" <<TOML

@@ -49,7 +49,8 @@ Gram unpack_gram(const double* buffer, int n, int64_t transitions, int64_t satur
 }
 
 // Three seeds (one keeps its ROC, so its runs are scored on the host from GPU-made A and Grams),
-// n = 130 (Lanczos basis, score sort in global memory), a Granger estimator (host) between GPU ones.
+// n = 130 (Lanczos basis, score sort in global memory), both lasso solvers, a Granger estimator (host)
+// between GPU ones.
 const char* self_check_config() {
   return R"(name = "cuda_self_check"
 [model]
@@ -62,7 +63,7 @@ perturb = true
 [seeds]
 list = [20261122, 20261123, 20261124]
 [estimators]
-use = ["correlation", "perturbation", "ols", "granger", "iv", "ols_bonferroni", "lasso_cyclic"]
+use = ["correlation", "perturbation", "ols", "granger", "iv", "ols_bonferroni", "lasso", "lasso_cyclic"]
 [estimators.ols_bonferroni]
 method = "ols"
 intercept = true

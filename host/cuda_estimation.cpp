@@ -13,6 +13,7 @@
 #include "causalsweep/flags.hpp"
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
+#include "lasso_active_set_kernels.hpp"
 #include "lasso_kernels.hpp"
 #include "least_squares_kernels.hpp"
 #include "score_kernels.hpp"
@@ -40,7 +41,7 @@ bool estimable_on_gpu(const EstimatorSpec& spec) {
   switch (spec.method) {
     case EstimatorMethod::correlation:
     case EstimatorMethod::perturbation: return true;
-    case EstimatorMethod::lasso: return spec.solver == LassoSolver::cyclic;
+    case EstimatorMethod::lasso: return true;  // cyclic: lasso.cu; active set: lasso_active_set.cu
     case EstimatorMethod::ols:
     case EstimatorMethod::iv: return spec.correction != Correction::bh;
     default: return false;
@@ -48,8 +49,10 @@ bool estimable_on_gpu(const EstimatorSpec& spec) {
 }
 
 bool estimable_on_gpu(const EstimatorSpec& spec, int n) {
-  constexpr int lasso_kernel_max_k = 4096;  // kernels/lasso.cu: 8 coordinates x 512 threads per target
-  return estimable_on_gpu(spec) && (spec.method != EstimatorMethod::lasso || n <= lasso_kernel_max_k);
+  // kernels/lasso.cu: 8 coordinates x 512 threads per target; kernels/lasso_active_set.cu: its 14
+  // vectors of k doubles in shared memory (k <= 2029 at the H100's 227 KiB).
+  const int lasso_max_k = spec.solver == LassoSolver::cyclic ? 4096 : 2000;
+  return estimable_on_gpu(spec) && (spec.method != EstimatorMethod::lasso || n <= lasso_max_k);
 }
 
 bool has_gpu_estimators(const SweepGrid& grid, int n) {
@@ -125,7 +128,11 @@ EstimationStage::Layout EstimationStage::layout(size_t networks) const {
                                                                                   : LeastSquaresMethod::iv,
                                                                               static_cast<int>(networks), kr));
     if (spec.method == EstimatorMethod::lasso)
-      for (int kr : observed_) lasso_doubles = std::max(lasso_doubles, lasso_scratch_doubles(kr, executor_.shared_limit));
+      for (int kr : observed_)
+        lasso_doubles = std::max(lasso_doubles, spec.solver == LassoSolver::cyclic
+                                                    ? lasso_scratch_doubles(kr, executor_.shared_limit)
+                                                    : static_cast<size_t>(kr) *
+                                                          lasso_active_set_scratch_doubles(kr, executor_.shared_limit));
   }
   size_t score_doubles = 0;
   for (int kr : observed_) score_doubles = std::max(score_doubles, score_scratch_doubles(kr, executor_.shared_limit));
@@ -230,6 +237,27 @@ void EstimationStage::run(const StageBuffers& b) const {
           break;
         }
         case EstimatorMethod::lasso: {
+          if (spec.solver == LassoSolver::active_set) {
+            // The CPU's feature-sign search from the CPU's start (w = 0), one block per target.
+            fill(estimate, 0, matrix_bytes);
+            LassoActiveSetBatch batch;
+            batch.networks = networks;
+            batch.n = n_;
+            batch.k = k;
+            batch.intercept = spec.intercept;
+            batch.alpha = spec.alpha;
+            batch.tol = spec.tol;
+            batch.max_iter = spec.max_iter;
+            batch.grams = b.grams;
+            batch.V = estimate;
+            batch.flags = run_flags;
+            batch.scratch = reinterpret_cast<double*>(b.workspace + l.lasso);
+            if (executor_.on_device)
+              launch_lasso_active_set(batch, executor_.shared_limit, executor_.stream);
+            else
+              emulate_lasso_active_set_on_host(batch, executor_.shared_limit);
+            break;
+          }
           LassoBatch batch;
           batch.networks = networks;
           batch.n = n_;

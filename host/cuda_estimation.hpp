@@ -23,9 +23,9 @@ namespace causalsweep::cuda {
 
 class LeastSquaresSolver;
 
-// Whether the GPU computes this estimator: correlation, perturbation, the cyclic lasso, and ols / iv
-// under the corrections a critical t value decides (none, bonferroni). Benjamini-Hochberg ranks
-// p-values, the Granger tests and the active-set lasso run on the host, from the Grams.
+// Whether the GPU computes this estimator: correlation, perturbation, the lasso (both solvers), and
+// ols / iv under the corrections a critical t value decides (none, bonferroni). Benjamini-Hochberg
+// ranks p-values and the Granger tests run on the host, from the Grams.
 bool estimable_on_gpu(const EstimatorSpec& spec);
 // ... for networks of n neurons (the lasso kernel takes k <= 4096 observed neurons; above, the host).
 bool estimable_on_gpu(const EstimatorSpec& spec, int n);

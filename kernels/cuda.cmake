@@ -8,6 +8,7 @@ add_library(causalsweep_cuda STATIC
   kernels/simulate_gram.cu   # the simulation fused with the Gram accumulation
   kernels/least_squares.cu   # batched OLS and 2SLS (cuSOLVER, cuBLAS)
   kernels/lasso.cu
+  kernels/lasso_active_set.cu
   kernels/scores.cu          # correlation estimates and per-run scores
   kernels/n_to_1.cu          # the N-to-1 model family
 )

@@ -149,7 +149,8 @@ perturb = true
 [seeds]
 list = [3, 11]
 [estimators]
-use = ["correlation", "perturbation", "ols", "ols_icpt", "iv", "iv_bonferroni", "lasso", "correlation_threshold"]
+use = ["correlation", "perturbation", "ols", "ols_icpt", "iv", "iv_bonferroni", "lasso", "correlation_threshold",
+       "lasso_active_set", "lasso_active_set_icpt"]
 [estimators.ols_icpt]
 method = "ols"
 intercept = true
@@ -162,11 +163,17 @@ alpha = 0.002
 [estimators.correlation_threshold]
 method = "correlation"
 threshold = 0.1
+[estimators.lasso_active_set]
+method = "lasso"
+[estimators.lasso_active_set_icpt]
+method = "lasso"
+intercept = true
+alpha = 0.003
 )",
                            1e-9);
 }
 
-// Host estimators beside GPU ones (the active-set lasso, Granger, BH) come from host_run, in order.
+// Host estimators beside GPU ones (Granger, BH) come from host_run, in order.
 TEST(CudaStage, HostEstimatorsInterleaveInOrder) {
   expect_stage_matches_cpu(R"(
 [model]
@@ -232,7 +239,9 @@ TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
   EXPECT_TRUE(cuda::estimable_on_gpu(spec, 4096));
   EXPECT_FALSE(cuda::estimable_on_gpu(spec, 4097));  // past the lasso kernel's k: the host
   spec.solver = cs::LassoSolver::active_set;
-  EXPECT_FALSE(cuda::estimable_on_gpu(spec));
+  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
+  EXPECT_TRUE(cuda::estimable_on_gpu(spec, 2000));
+  EXPECT_FALSE(cuda::estimable_on_gpu(spec, 2001));
   spec.method = cs::EstimatorMethod::granger;
   EXPECT_FALSE(cuda::estimable_on_gpu(spec));
 }
