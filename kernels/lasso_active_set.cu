@@ -64,6 +64,7 @@
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
 #include "lasso_active_set_kernels.hpp"
+#include "lasso_moments.cuh"
 
 namespace causalsweep::cuda {
 namespace {
@@ -116,41 +117,16 @@ Plan plan_active_set(int k, size_t shared_limit_bytes) {
 
 // ---- the moments (regression_moments in host/estimators.cpp) ----------------------------------
 
-// One network's Gram buffer (cuda_kernels.hpp's gram_doubles layout) and the observed neurons' parts.
-struct GramView {
-  const double* buffer;
-  int n;
-  __host__ __device__ int p() const { return 2 * n + 1; }
-  __host__ __device__ double ww(int a, int b) const { return buffer[a + static_cast<size_t>(b) * p()]; }
-  __host__ __device__ double wu(int a, int b) const {
-    return buffer[static_cast<size_t>(p()) * p() + a + static_cast<size_t>(b) * p()];
-  }
-  __host__ __device__ double uu(int b) const { return buffer[static_cast<size_t>(p()) * (p() + 2 * n) + b]; }
-  __host__ __device__ double transitions() const { return ww(0, 0); }
-  __host__ __device__ double x_sum(int l) const { return ww(0, 1 + n + l); }
-  __host__ __device__ double logit_sum(int i) const { return wu(0, n + i); }
-};
-
 // What every phase of one block needs: the network's moments and the block's memory.
 struct Context {
   GramView gram;
   bool intercept;
   double m, l1, tol;
   int k, target, max_iter;
-  // H(l, j) = sum x_l x_j, minus m mean_l mean_j with an intercept (the CPU's operations exactly).
-  __host__ __device__ double H(int l, int j) const {
-    const double raw = gram.ww(1 + gram.n + l, 1 + gram.n + j);
-    return intercept ? raw - gram.x_sum(l) * gram.x_sum(j) / m : raw;
-  }
-  // Q(l, i) = sum x_l y_i (centred likewise), y_i = logit(x_i[t+1]).
-  __host__ __device__ double Q(int l, int i) const {
-    const double raw = gram.wu(1 + gram.n + l, gram.n + i);
-    return intercept ? raw - gram.x_sum(l) * gram.logit_sum(i) / m : raw;
-  }
-  __host__ __device__ double yy() const {
-    const double raw = gram.uu(gram.n + target);
-    return intercept ? raw - gram.logit_sum(target) * gram.logit_sum(target) / m : raw;
-  }
+  // The centred moments (lasso_moments.cuh): H(l, j), Q(l, i) = sum x_l y_i, and the target's y'y.
+  __host__ __device__ double H(int l, int j) const { return centred_h(gram, intercept, m, l, j); }
+  __host__ __device__ double Q(int l, int i) const { return centred_q(gram, intercept, m, l, i); }
+  __host__ __device__ double yy() const { return centred_yy(gram, intercept, m, target); }
 };
 
 // ---- memory of one block -----------------------------------------------------------------------

@@ -21,6 +21,7 @@
 #include "cuda_backend.hpp"
 #include "cuda_estimation.hpp"
 #include "cuda_kernels.hpp"
+#include "cuda_test_support.hpp"
 #include "engine.hpp"
 
 namespace cs = causalsweep;
@@ -28,13 +29,7 @@ namespace cuda = causalsweep::cuda;
 
 namespace {
 
-// A Gram in the kernels' buffer layout (the inverse of cuda::unpack_gram).
-void pack_gram(const cs::Gram& g, double* buffer) {
-  const Eigen::Index p = 2 * g.n + 1, q = 2 * g.n;
-  Eigen::Map<Eigen::MatrixXd>(buffer, p, p) = g.ww;
-  Eigen::Map<Eigen::MatrixXd>(buffer + p * p, p, q) = g.wu;
-  Eigen::Map<Eigen::VectorXd>(buffer + p * p + p * q, q) = g.uu;
-}
+using cs::test::pack_gram;
 
 // Host memory with the stage's alignment (the stage casts its sections to doubles and structs).
 struct Aligned {

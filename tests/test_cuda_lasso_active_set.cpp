@@ -32,6 +32,7 @@
 #include "causalsweep/flags.hpp"
 #include "causalsweep/gram.hpp"
 #include "cuda_check.cuh"
+#include "cuda_test_support.hpp"
 #include "cuda_kernels.hpp"
 #include "engine.hpp"
 #include "lasso_active_set_kernels.hpp"
@@ -41,44 +42,14 @@ namespace cuda = causalsweep::cuda;
 
 namespace {
 
-constexpr size_t h100_shared_limit = 232448;  // cudaDevAttrMaxSharedMemoryPerBlockOptin on H100 / H200
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 constexpr uint32_t poisoned_flags = 0xdeadbeefu;
 constexpr int poisoned_iterations = -7;
 
-// A Gram in the kernels' buffer layout (the inverse of cuda::unpack_gram).
-void pack_gram(const cs::Gram& g, double* buffer) {
-  const Eigen::Index p = 2 * g.n + 1, q = 2 * g.n;
-  Eigen::Map<Eigen::MatrixXd>(buffer, p, p) = g.ww;
-  Eigen::Map<Eigen::MatrixXd>(buffer + p * p, p, q) = g.wu;
-  Eigen::Map<Eigen::VectorXd>(buffer + p * p + p * q, q) = g.uu;
-}
-
-// The Gram of a simulated network (the CPU's simulation).
-cs::Gram simulated_gram(uint64_t seed, int n, int timesteps, double eta, double p_connect = 0.1) {
-  bool empty = false;
-  const Eigen::MatrixXd A = cs::generate_connectivity(seed, n, p_connect, empty);
-  cs::NetworkTask task;
-  task.seed = seed;
-  task.n_neurons = n;
-  task.timesteps = timesteps;
-  task.p_connect = p_connect;
-  task.eta = eta;
-  return cs::simulate_network(task, A).all;
-}
-
-// A trajectory of a simulated network, for Grams with something changed in the data.
-void simulated_trajectory(uint64_t seed, int n, int timesteps, Eigen::MatrixXd& X, Eigen::MatrixXd& Z) {
-  bool empty = false;
-  const Eigen::MatrixXd A = cs::generate_connectivity(seed, n, 0.1, empty);
-  cs::NetworkTask task;
-  task.seed = seed;
-  task.n_neurons = n;
-  task.timesteps = timesteps;
-  task.p_connect = 0.1;
-  task.eta = 1.0;
-  cs::simulate_trajectory(task, A, X, Z);
-}
+using cs::test::h100_shared_limit;
+using cs::test::pack_gram;
+using cs::test::simulated_gram;
+using cs::test::simulated_trajectory;
 
 std::vector<cs::Gram> networks_of(int n, const std::vector<uint64_t>& seeds, int timesteps, double eta) {
   std::vector<cs::Gram> gs;
