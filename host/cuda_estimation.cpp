@@ -95,7 +95,7 @@ EstimationStage::EstimationStage(const SweepGrid& grid, int n, bool perturb, Exe
 
 EstimationStage::~EstimationStage() = default;
 
-EstimationStage::Layout EstimationStage::layout(size_t networks) const {
+EstimationStage::Layout EstimationStage::layout(size_t networks, bool with_workspace) const {
   Layout l;
   l.networks = networks;
   l.blocks = observed_.size() * grid_.estimators.size();
@@ -109,6 +109,7 @@ EstimationStage::Layout EstimationStage::layout(size_t networks) const {
   l.flags = section(l.blocks * networks * sizeof(uint32_t));
   l.first_stage_f = section(l.blocks * networks * sizeof(double));
   l.results_end = at;
+  if (!with_workspace) return l;  // assemble() reads the results only, once per network
 
   // The largest k of the grid sizes every per-run buffer; the buffers are reused run after run.
   const int k = *std::max_element(observed_.begin(), observed_.end());
@@ -146,7 +147,7 @@ EstimationStage::Layout EstimationStage::layout(size_t networks) const {
 
 size_t EstimationStage::input_bytes(size_t networks) const { return layout(networks).inputs_end; }
 size_t EstimationStage::workspace_bytes(size_t networks) const { return layout(networks).workspace_end; }
-size_t EstimationStage::result_bytes(size_t networks) const { return layout(networks).results_end; }
+size_t EstimationStage::result_bytes(size_t networks) const { return layout(networks, false).results_end; }
 
 void EstimationStage::prepare_inputs(std::span<const NetworkTask* const> tasks, char* inputs) const {
   auto* critical = reinterpret_cast<double*>(inputs);
@@ -191,8 +192,7 @@ void EstimationStage::run(const StageBuffers& b) const {
       const size_t block = r * E + e;
       uint32_t* run_flags = flags + block * b.networks;
       double* run_first_stage_f = first_stage_f + block * b.networks;
-      fill(run_flags, 0, b.networks * sizeof(uint32_t));
-      fill(run_first_stage_f, 0xff, b.networks * sizeof(double));  // all-ones bytes: a NaN
+      fill(run_flags, 0, b.networks * sizeof(uint32_t));  // the perturbation path below writes none
       const double* run_decided = nullptr;
       switch (spec.method) {
         case EstimatorMethod::correlation:
@@ -237,10 +237,8 @@ void EstimationStage::run(const StageBuffers& b) const {
           break;
         }
         case EstimatorMethod::lasso: {
-          if (spec.solver == LassoSolver::active_set) {
-            // The CPU's feature-sign search from the CPU's start (w = 0), one block per target.
-            fill(estimate, 0, matrix_bytes);
-            LassoActiveSetBatch batch;
+          // The fields both lasso kernels take.
+          auto lasso_batch = [&](auto batch) {
             batch.networks = networks;
             batch.n = n_;
             batch.k = k;
@@ -252,25 +250,20 @@ void EstimationStage::run(const StageBuffers& b) const {
             batch.V = estimate;
             batch.flags = run_flags;
             batch.scratch = reinterpret_cast<double*>(b.workspace + l.lasso);
+            return batch;
+          };
+          if (spec.solver == LassoSolver::active_set) {
+            // The CPU's feature-sign search from the CPU's start (w = 0), one block per target.
+            fill(estimate, 0, matrix_bytes);
+            const LassoActiveSetBatch batch = lasso_batch(LassoActiveSetBatch{});
             if (executor_.on_device)
               launch_lasso_active_set(batch, executor_.shared_limit, executor_.stream);
             else
               emulate_lasso_active_set_on_host(batch, executor_.shared_limit);
             break;
           }
-          LassoBatch batch;
-          batch.networks = networks;
-          batch.n = n_;
-          batch.k = k;
-          batch.intercept = spec.intercept;
-          batch.alpha = spec.alpha;
-          batch.tol = spec.tol;
-          batch.max_iter = spec.max_iter;
-          batch.grams = b.grams;
-          batch.V = estimate;
-          batch.flags = run_flags;
+          LassoBatch batch = lasso_batch(LassoBatch{});
           batch.sweeps = reinterpret_cast<int*>(b.workspace + l.sweeps);
-          batch.scratch = reinterpret_cast<double*>(b.workspace + l.lasso);
           if (executor_.on_device)
             launch_lasso(batch, executor_.shared_limit, executor_.stream);
           else
@@ -300,7 +293,7 @@ void EstimationStage::run(const StageBuffers& b) const {
 NetworkResult EstimationStage::assemble(const NetworkTask& task, size_t i, size_t networks, const char* results,
                                         bool empty_truth, int64_t saturated_logits,
                                         const std::function<RunResult(int, int, uint32_t)>& host_run) const {
-  const Layout l = layout(networks);
+  const Layout l = layout(networks, false);
   const auto* scores = reinterpret_cast<const RunScore*>(results + l.scores);
   const auto* flags = reinterpret_cast<const uint32_t*>(results + l.flags);
   const auto* first_stage_f = reinterpret_cast<const double*>(results + l.first_stage_f);

@@ -81,7 +81,7 @@ class EstimationStage {
 
  private:
   struct Layout;
-  Layout layout(size_t networks) const;
+  Layout layout(size_t networks, bool with_workspace = true) const;  // without: the results' offsets only
 
   const SweepGrid& grid_;
   int n_;

@@ -209,6 +209,30 @@ CS_HD inline double decide(double t, double critical, bool inclusive) {
   return (inclusive ? magnitude >= critical : magnitude > critical) ? 1.0 : 0.0;
 }
 
+// V(i, j) = the coefficient of regressor j for target i (column i of `coefficients`, row first + j,
+// leading dimension ld), t = V / se with se^2 = variance_i (S^-1)_(first+j), and its decision; NaN
+// everywhere when the network was not solved. Owns: elements tid, tid + threads, ...
+CS_HD inline void write_estimates(const LeastSquaresBatch& batch, int network, bool solved, const double* coefficients,
+                                  int ld, int first, const double* variance, const double* inverse_diagonal, int tid,
+                                  int threads) {
+  const int k = batch.k;
+  const size_t kk = static_cast<size_t>(k) * k;
+  const double critical = batch.critical_t[network];
+  double* V = batch.V + static_cast<size_t>(network) * kk;
+  double* decided = batch.decided + static_cast<size_t>(network) * kk;
+  for (size_t e = tid; e < kk; e += threads) {
+    if (!solved) {
+      V[e] = decided[e] = not_a_number();
+      continue;
+    }
+    const size_t i = e % k, j = e / k;  // target i, regressor j
+    const double v = coefficients[first + j + i * ld];
+    const double se = sqrt(non_negative(variance[i] * inverse_diagonal[first + j]));
+    V[e] = v;
+    decided[e] = decide(v / se, critical, batch.inclusive);
+  }
+}
+
 // The identity in an order x order matrix. Owns: elements tid, tid + threads, ...
 CS_HD inline void write_identity(double* a, int order, int tid, int threads) {
   const size_t count = static_cast<size_t>(order) * order;
@@ -368,23 +392,9 @@ struct FinishOls {
       batch.first_stage_f[network] = not_a_number();
       *verdict = (status & (status_too_few | status_first_singular)) ? 0.0 : 1.0;
     });
-    // V(i, j) = B(j, i), t = V / se, decision. Owns: elements tid, tid + threads, ...
+    // V(i, j) = B(j, i), t = V / se, decision.
     block.parallel([&](int tid, int threads) {
-      const bool solved = *verdict != 0.0;
-      const double critical = batch.critical_t[network];
-      double* V = batch.V + static_cast<size_t>(network) * kk;
-      double* decided = batch.decided + static_cast<size_t>(network) * kk;
-      for (size_t e = tid; e < kk; e += threads) {
-        if (!solved) {
-          V[e] = decided[e] = not_a_number();
-          continue;
-        }
-        const size_t i = e % k, j = e / k;  // target i, regressor j
-        const double v = B[j + i * k];
-        const double se = sqrt(non_negative(variance[i] * inverse_diagonal[j]));
-        V[e] = v;
-        decided[e] = decide(v / se, critical, batch.inclusive);
-      }
+      write_estimates(batch, network, *verdict != 0.0, B, k, 0, variance, inverse_diagonal, tid, threads);
     });
   }
 };
@@ -606,23 +616,9 @@ struct FinishIv {
       batch.first_stage_f[network] = slot[layout.scalars + 2];
       *verdict = flags == flag_none ? 1.0 : 0.0;
     });
-    // V(i, j) = beta(1 + j, i), t = V / se, decision. Owns: elements tid, tid + threads, ...
+    // V(i, j) = beta(1 + j, i) (row 0 is the intercept), t = V / se, decision.
     block.parallel([&](int tid, int threads) {
-      const bool solved = *verdict != 0.0;
-      const double critical = batch.critical_t[network];
-      double* V = batch.V + static_cast<size_t>(network) * kk;
-      double* decided = batch.decided + static_cast<size_t>(network) * kk;
-      for (size_t e = tid; e < kk; e += threads) {
-        if (!solved) {
-          V[e] = decided[e] = not_a_number();
-          continue;
-        }
-        const size_t i = e % k, j = e / k;  // target i, regressor j
-        const double v = beta[1 + j + i * p];
-        const double se = sqrt(variance[i] * inverse_diagonal[1 + j]);
-        V[e] = v;
-        decided[e] = decide(v / se, critical, batch.inclusive);
-      }
+      write_estimates(batch, network, *verdict != 0.0, beta, p, 1, variance, inverse_diagonal, tid, threads);
     });
   }
 };

@@ -216,6 +216,19 @@ TEST(CudaStage, SelfCheckSweepParsesAndMatchesTheCpu) {
   expect_stage_matches_cpu(cuda::self_check_config(), 1e-9);
 }
 
+// A stage for a grid with nothing the GPU computes is a programming error, refused.
+TEST(CudaStage, RefusesAGridWithoutGpuEstimators) {
+  const cs::SweepGrid grid = cs::expand_grid(cs::parse_config(R"(
+[model]
+n_neurons = 6
+timesteps = 50
+[estimators]
+use = ["granger"]
+)", "<test>"));
+  EXPECT_FALSE(cuda::has_gpu_estimators(grid));
+  EXPECT_THROW(cuda::EstimationStage(grid, 6, false, cuda::Executor{}), std::logic_error);
+}
+
 TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
   cs::EstimatorSpec spec;
   for (auto method : {cs::EstimatorMethod::correlation, cs::EstimatorMethod::perturbation, cs::EstimatorMethod::ols,
