@@ -23,6 +23,7 @@
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
 #include "engine.hpp"
+#include "workload_w.hpp"
 
 namespace cs = causalsweep;
 namespace cuda = causalsweep::cuda;
@@ -40,14 +41,18 @@ double counted_fma(int n, int timesteps) {
   return (timesteps - 1.0) * (p * (p + 1) / 2 + p * q + q + static_cast<double>(n) * n);
 }
 
-// Global-memory bytes per network as this kernel moves them: the Gram read and written once per
-// tile, A read every step when it is not in shared memory, the tile when it is not either.
+// Global-memory bytes per network as this kernel moves them: the Gram's updated entries (lower ww,
+// wu, uu) read and written once per tile unless the Gram stays in shared memory, the finished Gram
+// written once, A read once (every step when it is not in shared memory), and each tile column
+// written and read once when the tile is in global memory.
 double counted_bytes(const cuda::SimulationLayout& l, int timesteps) {
+  const double p = 2.0 * l.n + 1, q = 2.0 * l.n;
   const double tiles = std::ceil((timesteps - 1.0) / l.tile);
-  const double gram = static_cast<double>(cuda::gram_doubles(l.n)) * 8;
-  double bytes = tiles * 2 * gram + static_cast<double>(l.n) * l.n * 8;
+  const double updated = (p * (p + 1) / 2 + p * q + q) * 8;
+  double bytes = static_cast<double>(cuda::gram_doubles(l.n)) * 8 + static_cast<double>(l.n) * l.n * 8;
+  if (!l.gram_in_shared) bytes += tiles * 2 * updated;
   if (!l.a_in_shared) bytes += (timesteps - 1.0) * l.n * l.n * 8;
-  if (!l.tile_in_shared) bytes += (timesteps - 1.0) * (l.w_stride + l.u_stride) * 8 * 2;
+  if (!l.tile_in_shared) bytes += (timesteps - 1.0) * l.column_stride * 8 * 2;
   return bytes;
 }
 
@@ -117,6 +122,8 @@ nlohmann::json time_kernel(int networks, int n, int timesteps) {
           {"tile", layout.tile},
           {"a_in_shared", layout.a_in_shared},
           {"tile_in_shared", layout.tile_in_shared},
+          {"gram_in_shared", layout.gram_in_shared},
+          {"threads", layout.threads},
           {"shared_bytes", layout.shared_bytes},
           {"seconds", seconds},
           {"counted_fma", fma},
@@ -128,21 +135,8 @@ nlohmann::json time_kernel(int networks, int n, int timesteps) {
 }
 
 nlohmann::json time_backend(int networks, int n, int timesteps, int host_threads, const std::string& lasso_solver) {
-  cs::SweepGrid grid;
-  grid.observed_ratios = {1.0, 0.8, 0.6, 0.4, 0.2};
-  for (const auto& [label, method] : std::vector<std::pair<std::string, cs::EstimatorMethod>>{
-           {"correlation", cs::EstimatorMethod::correlation},
-           {"lasso", cs::EstimatorMethod::lasso},
-           {"ols", cs::EstimatorMethod::ols},
-           {"iv", cs::EstimatorMethod::iv}}) {
-    cs::EstimatorSpec spec;
-    spec.label = label;
-    spec.method = method;
-    if (lasso_solver == "cyclic") spec.solver = cs::LassoSolver::cyclic;
-    grid.estimators.push_back(spec);
-  }
-  for (int i = 0; i < networks; ++i)
-    grid.networks.push_back(cs::NetworkTask{static_cast<uint64_t>(i), static_cast<uint64_t>(i), n, timesteps, 0.1, 2.0, false, {}});
+  const cs::SweepGrid grid = workload_w_grid(networks, n, timesteps,
+                                             lasso_solver == "cyclic" ? cs::LassoSolver::cyclic : cs::LassoSolver::active_set);
   const auto backend = cs::make_cuda_backend({}, host_threads);
   cs::PhaseTimes times;
   const auto start = std::chrono::steady_clock::now();

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cpu_network.hpp"
+#include "workload_w.hpp"
 
 namespace cs = causalsweep;
 
@@ -19,18 +20,7 @@ int main(int argc, char** argv) {
   const int timesteps = argc > 2 ? std::stoi(argv[2]) : 5000;
   const int repeats = argc > 3 ? std::stoi(argv[3]) : 5;
 
-  cs::SweepGrid grid;
-  grid.observed_ratios = {1.0, 0.8, 0.6, 0.4, 0.2};
-  for (const auto& [label, method] : std::vector<std::pair<std::string, cs::EstimatorMethod>>{
-           {"correlation", cs::EstimatorMethod::correlation},
-           {"lasso", cs::EstimatorMethod::lasso},
-           {"ols", cs::EstimatorMethod::ols},
-           {"iv", cs::EstimatorMethod::iv}}) {
-    cs::EstimatorSpec spec;
-    spec.label = label;
-    spec.method = method;
-    grid.estimators.push_back(spec);
-  }
+  const cs::SweepGrid grid = workload_w_grid(0, n, timesteps);  // its estimators; the networks are below
 
   std::vector<double> totals;
   cs::PhaseTimes phases;

@@ -275,7 +275,7 @@ class DeviceWorker {
   const std::string& name() const { return name_; }
   const DeviceMode& mode() const { return mode_; }
 
-  SimulationLayout layout(int n) const { return plan_simulation_layout(n, shared_limit_); }
+  SimulationLayout layout(int n, bool perturb) const { return plan_simulation_layout(n, shared_limit_, perturb); }
 
   // A new batch: estimation stages are made per (n, perturb) for this grid when it is estimable on the GPU.
   void begin_batch(const SweepGrid& grid) {
@@ -290,7 +290,7 @@ class DeviceWorker {
 
   ChunkOffsets offsets(int n, bool perturb, size_t count) {
     const size_t per_network = connectivity_on_gpu_ ? connectivity_scratch_doubles(n, shared_limit_) : 0;
-    return chunk_offsets(layout(n), count, perturb, stage(n, perturb), per_network);
+    return chunk_offsets(layout(n, perturb), count, perturb, stage(n, perturb), per_network);
   }
 
   // Networks of size n that one chunk may hold: `fraction` of the memory this process could use
@@ -376,7 +376,7 @@ class DeviceWorker {
     InFlight f;
     f.chunk = &chunk;
     f.slot = slot;
-    const SimulationLayout sim = layout(chunk.n);
+    const SimulationLayout sim = layout(chunk.n, chunk.perturb);
     const size_t count = chunk.members.size();
     f.stage = stage(chunk.n, chunk.perturb);
     f.offsets = offsets(chunk.n, chunk.perturb, count);

@@ -43,23 +43,25 @@ CS_HD constexpr size_t gram_doubles(int n) {
 
 // Where one block keeps its working memory. Everything that fits goes to shared memory, in this
 // order of priority: the per-neuron state (x double buffer, the current random draws, saturation
-// counters), the tile of transitions, A. What does not fit lives in global memory (`scratch`, or A
-// read where it was uploaded), so every n runs, only slower.
+// counters), A with a tile of at least 16 transitions, the Gram(s) if a tile of 32 still fits, then
+// the longest tile (at most 64). What does not fit lives in global memory (`scratch`, A read where it
+// was uploaded, the Gram accumulated in the output), so every n runs, only slower.
 struct SimulationLayout {
   int n = 0;                   // neurons; every network of one launch has the same n
-  int threads = 256;           // threads per block
+  bool perturb = false;        // planned for perturbation mode (two Grams per network); must match the batch
+  int threads = 256;           // threads per block: whole warps, at most 256
   int tile = 32;               // transitions per Gram update (even: the perturbation Gram takes even columns)
-  int w_stride = 0;            // doubles per tile column of w: 2n+1 rounded up to 4 (the micro-tile width)
-  int u_stride = 0;            // doubles per tile column of u: 2n rounded up to 4
+  int column_stride = 0;       // doubles per tile column [1, z, x, target]: 3n+1 rounded up to 4
   bool state_in_shared = false;
   bool tile_in_shared = false;
   bool a_in_shared = false;
+  bool gram_in_shared = false; // the Gram(s) accumulated in shared memory, copied out at the end
   size_t shared_bytes = 0;     // dynamic shared memory per block
   size_t scratch_doubles = 0;  // global scratch per network (0 when everything is in shared memory)
 };
 
 // The layout for n neurons given the device's opt-in shared memory per block (bytes).
-SimulationLayout plan_simulation_layout(int n, size_t shared_limit_bytes, int threads = 256);
+SimulationLayout plan_simulation_layout(int n, size_t shared_limit_bytes, bool perturb = false, int threads = 256);
 
 // One launch: `networks` networks of the layout's n, one block each. All pointers are device
 // pointers for launch_simulation and host pointers for emulate_simulation_on_host.

@@ -565,7 +565,7 @@ struct FinishIv {
   template <class Block>
   CS_HD void operator()(Block& block, int network, double* shared) const {
     const int k = layout.k, p = layout.order;
-    const size_t kk = static_cast<size_t>(k) * k, pp = static_cast<size_t>(p) * p;
+    const size_t pp = static_cast<size_t>(p) * p;
     const GramView g = gram_of(batch, network);
     const double m = g.transitions();
     double* slot = slot_of(layout, ws, network);

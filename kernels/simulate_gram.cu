@@ -12,10 +12,15 @@
 // phase runs for each thread in turn. Both are the same computation because no thread reads, within
 // a phase, anything another thread writes in that phase: each phase says what each thread owns.
 //
-// Thread mapping: neuron i belongs to threads i, i + threads, ...; in the Gram update each thread
-// owns whole 4 x 4 micro-tiles of the Gram (a read-modify-write that no other thread touches).
-// Where fp32 could go later: the dynamics within a tile (x, A x, the transforms), keeping the Gram
-// in float64; this version is float64 throughout for a first, exact comparison with the CPU.
+// Thread mapping: neuron i belongs to threads i, i + threads, ...; in the Gram update each warp
+// owns whole 32 x 32 blocks of the Gram (a read-modify-write that no other thread touches).
+//
+// Memory: a tile of transitions is kept in shared memory and added to the Gram when it is full.
+// A column of the tile is [1, z[t], x[t], target(x[t+1])]; x[t+1] is the next column's x, so a
+// transition costs 3n+1 doubles, not 4n+1. Where the Gram lives in global memory, every tile is a
+// read-modify-write of it (about 1 MB at n = 100), so the longer the tile the less traffic; where
+// the Gram fits in shared memory beside the rest (n up to about 45), it stays there until the end.
+// fp32 is not used: float64 keeps the Grams equal to the CPU's to rounding (see README).
 #include "philox_device.cuh"  // first: it sets curand_kernel.h's QUALIFIERS
 
 #include <algorithm>
@@ -39,7 +44,10 @@ namespace causalsweep::cuda {
 namespace {
 
 constexpr int max_threads = 256;  // the kernel's __launch_bounds__
-constexpr int micro = 4;          // micro-tile edge of the Gram update (and padding of the tile columns)
+constexpr int warp_size = 32;
+constexpr int gram_block = 32;    // edge of the Gram block a warp updates (add_tile)
+constexpr int lane_rows = 8, lane_cols = 4;  // a lane's share of a block: 8 x 4 = 32 entries
+constexpr int column_align = 4;   // tile columns start at multiples of 4 doubles (32-byte aligned)
 
 // ---- memory of one network ------------------------------------------------------------------
 
@@ -47,8 +55,15 @@ constexpr int micro = 4;          // micro-tile edge of the Gram update (and pad
 // StepDraws of 3 doubles), and the saturated-logit counters (2n: all transitions, even ones).
 __host__ __device__ inline size_t state_doubles(int n) { return 10 * static_cast<size_t>(n); }
 
+// A tile of `tile` transitions has tile + 1 columns: the last one holds only x at the tile's end.
 __host__ __device__ inline size_t tile_doubles(const SimulationLayout& layout) {
-  return static_cast<size_t>(layout.tile) * static_cast<size_t>(layout.w_stride + layout.u_stride);
+  return static_cast<size_t>(layout.tile + 1) * static_cast<size_t>(layout.column_stride);
+}
+
+// Where w and u of a transition sit in its tile column (column_stride doubles further is the next
+// column): w = column[0 .. 2n] = [1, z, x]; u_b = x_next[b] for b < n, target[b - n] otherwise.
+__host__ __device__ inline int u_offset(int b, int n, int column_stride) {
+  return 1 + n + b + (b < n ? column_stride : 0);
 }
 
 struct NetworkMemory {
@@ -58,10 +73,11 @@ struct NetworkMemory {
   double* x[2];           // x[t] is x[t & 1]
   StepDraws* draws;       // [2 n]: draws[2 i + parity] = neuron i's draws at time 2b + parity, b = current block
   unsigned long long* saturated;  // [2 n]: neuron i's saturated targets, all (2 i) and even-t (2 i + 1) transitions
-  double* w_tile;         // [tile][w_stride]: column s holds w of transition tile_start + s (padding stays 0)
-  double* u_tile;         // [tile][u_stride]
-  double* gram;           // gram_doubles(n): this network's output
+  double* tile;           // [tile + 1][column_stride]: column s = transition tile_start + s (see u_offset)
+  double* gram;           // where the Gram is accumulated: shared memory or the output itself
   double* even_gram;      // perturbation mode only, else nullptr
+  double* gram_out;       // gram_doubles(n): this network's outputs
+  double* even_gram_out;
 };
 
 // Splits shared memory and the network's global scratch as the layout says.
@@ -78,7 +94,7 @@ __host__ __device__ inline NetworkMemory carve(const SimulationLayout& layout, c
   };
   NetworkMemory m{};
   double* state = take(layout.state_in_shared, state_doubles(n));
-  double* tile = take(layout.tile_in_shared, tile_doubles(layout));
+  m.tile = take(layout.tile_in_shared, tile_doubles(layout));
   m.a_global = batch.connectivity + static_cast<size_t>(network) * n * n;
   m.a_shared = layout.a_in_shared ? take(true, static_cast<size_t>(n) * n) : nullptr;
   m.A = m.a_shared ? m.a_shared : m.a_global;
@@ -86,10 +102,10 @@ __host__ __device__ inline NetworkMemory carve(const SimulationLayout& layout, c
   m.x[1] = state + n;
   m.draws = reinterpret_cast<StepDraws*>(state + 2 * n);
   m.saturated = reinterpret_cast<unsigned long long*>(state + 8 * n);
-  m.w_tile = tile;
-  m.u_tile = tile + static_cast<size_t>(layout.tile) * layout.w_stride;
-  m.gram = batch.grams + static_cast<size_t>(network) * gram_doubles(n);
-  m.even_gram = batch.perturb ? batch.even_grams + static_cast<size_t>(network) * gram_doubles(n) : nullptr;
+  m.gram_out = batch.grams + static_cast<size_t>(network) * gram_doubles(n);
+  m.even_gram_out = batch.perturb ? batch.even_grams + static_cast<size_t>(network) * gram_doubles(n) : nullptr;
+  m.gram = layout.gram_in_shared ? take(true, gram_doubles(n)) : m.gram_out;
+  if (m.even_gram_out) m.even_gram = layout.gram_in_shared ? take(true, gram_doubles(n)) : m.even_gram_out;
   return m;
 }
 
@@ -101,7 +117,8 @@ __host__ __device__ inline void draw_pair(uint64_t seed, int i, uint64_t block, 
   step_draws_pair(words, pair[0], pair[1]);
 }
 
-// Zeroes the outputs and the tile, copies A to shared memory, draws block 0 and sets x[0].
+// Zeroes the Gram(s), copies A to shared memory, draws block 0 and sets x[0]. (The tile needs no
+// zeroing: add_tile reads only entries the steps wrote.)
 // Owns: strided elements of each array; neuron i's state.
 __host__ __device__ inline void initialize(const SimulationLayout& layout, const SimulationBatch& batch,
                                            const NetworkMemory& m, uint64_t seed, int tid, int threads) {
@@ -111,7 +128,6 @@ __host__ __device__ inline void initialize(const SimulationLayout& layout, const
     m.gram[e] = 0.0;
     if (m.even_gram) m.even_gram[e] = 0.0;
   }
-  for (size_t e = tid; e < tile_doubles(layout); e += threads) m.w_tile[e] = 0.0;  // w and u tiles are contiguous
   if (m.a_shared)
     for (size_t e = tid; e < static_cast<size_t>(n) * n; e += threads) m.a_shared[e] = m.a_global[e];
   for (int i = tid; i < n; i += threads) {
@@ -122,19 +138,32 @@ __host__ __device__ inline void initialize(const SimulationLayout& layout, const
   }
 }
 
-// Transition t -> t+1 into tile column s. Neuron i's thread reads all of x[t] (written in the
-// previous phase) and writes only its own x[t+1]_i, draws, counters and tile rows.
-// Draws of step t: noise eps[t], instrument z[t+1] and clamp[t+1]; z[t] goes into w. The current
-// random block is t / 2 on entry; at odd t the block of t+1 is drawn (after using eps[t] and z[t]).
+// (A x)_i. The steps run one after another, so this dependent chain of multiply-adds is the step's
+// latency: four partial sums (columns j mod 4) make it a quarter as long. A is column-major, so neighbouring
+// threads (rows) read neighbouring words. The order is fixed, so the result depends on n only.
+__host__ __device__ inline double row_times_vector(const double* A, int n, int i, const double* x) {
+  double partial[4] = {0.0, 0.0, 0.0, 0.0};
+  int j = 0;
+  for (; j + 4 <= n; j += 4)
+CS_UNROLL
+    for (int k = 0; k < 4; ++k) partial[k] += A[i + static_cast<size_t>(j + k) * n] * x[j + k];
+  for (; j < n; ++j) partial[0] += A[i + static_cast<size_t>(j) * n] * x[j];  // the last n mod 4 columns
+  return (partial[0] + partial[1]) + (partial[2] + partial[3]);
+}
+
+// Transition t -> t+1 into tile column s (and x[t+1] into column s + 1). Neuron i's thread reads
+// all of x[t] (written in the previous phase) and writes only its own x[t+1]_i, draws, counters and
+// tile rows. Draws of step t: noise eps[t], instrument z[t+1] and clamp[t+1]; z[t] goes into w. The
+// current random block is t / 2 on entry; at odd t the block of t+1 is drawn (after using eps[t], z[t]).
 __host__ __device__ inline void step(const SimulationLayout& layout, const SimulationBatch& batch,
                                      const NetworkMemory& m, uint64_t seed, double eta, int t, int s, int tid,
                                      int threads) {
   const int n = layout.n;
   const double* x_now = m.x[t & 1];
   double* x_next = m.x[(t + 1) & 1];
-  double* w = m.w_tile + static_cast<size_t>(s) * layout.w_stride;
-  double* u = m.u_tile + static_cast<size_t>(s) * layout.u_stride;
-  if (tid == 0) w[0] = 1.0;
+  double* column = m.tile + static_cast<size_t>(s) * layout.column_stride;
+  double* next_column = column + layout.column_stride;
+  if (tid == 0) column[0] = 1.0;
   for (int i = tid; i < n; i += threads) {
     StepDraws* pair = m.draws + 2 * i;
     const int parity = t & 1;
@@ -143,8 +172,7 @@ __host__ __device__ inline void step(const SimulationLayout& layout, const Simul
     if (parity == 1) draw_pair(seed, i, static_cast<uint64_t>(t + 1) / 2, pair);
     const StepDraws at_next = pair[(t + 1) & 1];
 
-    double recurrent = 0.0;  // (A x[t])_i; A column-major, so neighbouring threads read neighbouring words
-    for (int j = 0; j < n; ++j) recurrent += m.A[i + static_cast<size_t>(j) * n] * x_now[j];
+    const double recurrent = row_times_vector(m.A, n, i, x_now);
     double next = activation(batch.nonlinearity, preactivation(recurrent, eta, at_next.instrument, noise));
     if (batch.perturb && ((t + 1) & 1) == 0) next = at_next.clamp;  // clamped at every even time index
     bool saturated = false;
@@ -152,15 +180,17 @@ __host__ __device__ inline void step(const SimulationLayout& layout, const Simul
     m.saturated[2 * i] += saturated ? 1u : 0u;
     if (parity == 0) m.saturated[2 * i + 1] += saturated ? 1u : 0u;
 
-    w[1 + i] = z_now;
-    w[1 + n + i] = x_now[i];
-    u[i] = next;
-    u[n + i] = target;
+    column[1 + i] = z_now;
+    column[1 + n + i] = x_now[i];
+    column[1 + 2 * n + i] = target;
+    next_column[1 + n + i] = next;  // u's x[t+1]; the next step writes the same value there as its x[t]
     x_next[i] = next;
   }
 }
 
-// Micro-tile m of the lower triangle of a triangle of micro-tiles: row r >= column c.
+__host__ __device__ inline int clamp_below(int value, int limit) { return value < limit ? value : limit; }
+
+// Block m of the lower triangle of a triangle of blocks: row r >= column c.
 __host__ __device__ inline void lower_triangle_position(int m, int& r, int& c) {
   int row = static_cast<int>((sqrt(8.0 * m + 1.0) - 1.0) / 2.0);
   while (row * (row + 1) / 2 > m) --row;
@@ -169,62 +199,75 @@ __host__ __device__ inline void lower_triangle_position(int m, int& r, int& c) {
   c = m - row * (row + 1) / 2;
 }
 
-// Adds tile columns s_begin, s_begin + s_step, ... < s_end to a Gram: a rank-(columns) update.
-// Each thread owns whole 4 x 4 micro-tiles of ww's lower triangle and of wu (summed over the
-// columns in registers, then added once), and the entries uu[i], i = tid mod threads.
-__host__ __device__ inline void add_tile(const SimulationLayout& layout, const double* w_tile, const double* u_tile,
-                                         int s_begin, int s_end, int s_step, double* gram, int tid, int threads) {
-  const int p = 2 * layout.n + 1, q = 2 * layout.n;
+// Adds transitions s_begin, s_begin + s_step, ... < s_end of the tile to a Gram: a rank-(columns)
+// update, the kernel's main work (about 86 % of its multiply-adds at n = 100).
+// Each warp owns whole 32 x 32 blocks of ww's lower triangle and of wu, one block at a time. Lane
+// (tx, ty) = (lane % 8, lane / 8) owns rows ty + 4 i (i < 8) and columns tx + 8 j (j < 4) of the
+// block: per transition it loads 12 doubles for 32 multiply-adds, and a warp's loads hit 4 and 8
+// consecutive doubles (no shared-memory bank conflicts). Rows and columns past the Gram's edge are
+// clamped to valid ones and their sums dropped. Every entry is summed over the transitions in order
+// in one register and added once, so its rounding does not depend on the thread count.
+// Owns: the lanes' entries of their warp's blocks; uu[i] for i = tid mod threads.
+__host__ __device__ inline void add_tile(const SimulationLayout& layout, const double* tile, int s_begin, int s_end,
+                                         int s_step, double* gram, int tid, int threads) {
+  const int n = layout.n, p = 2 * n + 1, q = 2 * n, stride = layout.column_stride;
   double* ww = gram;
   double* wu = gram + static_cast<size_t>(p) * p;
   double* uu = wu + static_cast<size_t>(p) * q;
-  const int row_tiles = (p + micro - 1) / micro;
-  const int u_tiles = (q + micro - 1) / micro;
-  const int lower_tiles = row_tiles * (row_tiles + 1) / 2;
-  const int total_tiles = lower_tiles + row_tiles * u_tiles;
-  for (int m = tid; m < total_tiles; m += threads) {
-    const bool in_ww = m < lower_tiles;
+  const int row_blocks = (p + gram_block - 1) / gram_block;
+  const int u_blocks = (q + gram_block - 1) / gram_block;
+  const int lower_blocks = row_blocks * (row_blocks + 1) / 2;
+  const int total_blocks = lower_blocks + row_blocks * u_blocks;
+  const int warp = tid / warp_size, warps = threads / warp_size, lane = tid % warp_size;
+  const int tx = lane % 8, ty = lane / 8;
+  for (int m = warp; m < total_blocks; m += warps) {
+    const bool in_ww = m < lower_blocks;
     int r = 0, c = 0;
     if (in_ww) {
       lower_triangle_position(m, r, c);
     } else {
-      r = (m - lower_tiles) / u_tiles;
-      c = (m - lower_tiles) % u_tiles;
+      r = (m - lower_blocks) / u_blocks;
+      c = (m - lower_blocks) % u_blocks;
     }
-    const double* columns = in_ww ? w_tile : u_tile;  // the second factor: w (ww) or u (wu)
-    const int stride = in_ww ? layout.w_stride : layout.u_stride;
-    const int a0 = micro * r, b0 = micro * c;
+    const int b_limit = in_ww ? p : q;
+    // This lane's entries, clamped into the Gram, as offsets into a transition's column.
+    int rows[lane_rows], cols[lane_cols];
+CS_UNROLL
+    for (int i = 0; i < lane_rows; ++i) rows[i] = clamp_below(gram_block * r + ty + 4 * i, p - 1);
+CS_UNROLL
+    for (int j = 0; j < lane_cols; ++j) {
+      const int b = clamp_below(gram_block * c + tx + 8 * j, b_limit - 1);
+      cols[j] = in_ww ? b : u_offset(b, n, stride);
+    }
 
-    double acc[micro][micro] = {};
+    double acc[lane_rows][lane_cols] = {};
     for (int s = s_begin; s < s_end; s += s_step) {
-      const double* wa = w_tile + static_cast<size_t>(s) * layout.w_stride + a0;
-      const double* vb = columns + static_cast<size_t>(s) * stride + b0;
-      double a[micro], b[micro];
+      const double* column = tile + static_cast<size_t>(s) * stride;
+      double b[lane_cols];
 CS_UNROLL
-      for (int k = 0; k < micro; ++k) {
-        a[k] = wa[k];
-        b[k] = vb[k];
+      for (int j = 0; j < lane_cols; ++j) b[j] = column[cols[j]];
+CS_UNROLL
+      for (int i = 0; i < lane_rows; ++i) {
+        const double a = column[rows[i]];
+CS_UNROLL
+        for (int j = 0; j < lane_cols; ++j) acc[i][j] += a * b[j];
       }
-CS_UNROLL
-      for (int i = 0; i < micro; ++i)
-CS_UNROLL
-        for (int j = 0; j < micro; ++j) acc[i][j] += a[i] * b[j];
     }
 
     double* out = in_ww ? ww : wu;
-    const int b_limit = in_ww ? p : q;
 CS_UNROLL
-    for (int i = 0; i < micro; ++i)
+    for (int i = 0; i < lane_rows; ++i)
 CS_UNROLL
-      for (int j = 0; j < micro; ++j) {
-        const int a = a0 + i, b = b0 + j;
+      for (int j = 0; j < lane_cols; ++j) {
+        const int a = gram_block * r + ty + 4 * i, b = gram_block * c + tx + 8 * j;
         if (a < p && b < b_limit && (!in_ww || a >= b)) out[a + static_cast<size_t>(b) * p] += acc[i][j];
       }
   }
   for (int i = tid; i < q; i += threads) {
+    const int offset = u_offset(i, n, stride);
     double sum = 0.0;
     for (int s = s_begin; s < s_end; s += s_step) {
-      const double v = u_tile[static_cast<size_t>(s) * layout.u_stride + i];
+      const double v = tile[static_cast<size_t>(s) * stride + offset];
       sum += v * v;
     }
     uu[i] += sum;
@@ -241,7 +284,8 @@ __host__ __device__ inline void mirror_upper(int p, double* ww, int tid, int thr
 }
 
 // The whole network: initialise, then T-1 steps, the tile added to the Gram(s) whenever it is full
-// and at the end, then the upper triangles and the saturated-logit totals.
+// and at the end, then the upper triangles, the saturated-logit totals and, from shared memory,
+// the Gram(s).
 #pragma nv_exec_check_disable
 template <class Block>
 __host__ __device__ void simulate_network_block(Block& block, const SimulationLayout& layout,
@@ -258,9 +302,9 @@ __host__ __device__ void simulate_network_block(Block& block, const SimulationLa
     ++filled;
     if (filled == layout.tile || t + 2 == timesteps) {
       block.parallel([&](int tid, int threads) {
-        add_tile(layout, m.w_tile, m.u_tile, 0, filled, 1, m.gram, tid, threads);
+        add_tile(layout, m.tile, 0, filled, 1, m.gram, tid, threads);
         // The perturbation estimator's Gram: the even-t transitions, i.e. the even tile columns.
-        if (m.even_gram) add_tile(layout, m.w_tile, m.u_tile, 0, filled, 2, m.even_gram, tid, threads);
+        if (m.even_gram) add_tile(layout, m.tile, 0, filled, 2, m.even_gram, tid, threads);
       });
       filled = 0;
     }
@@ -279,6 +323,13 @@ __host__ __device__ void simulate_network_block(Block& block, const SimulationLa
       batch.saturated[2 * network + 1] = even;
     }
   });
+  if (layout.gram_in_shared)  // the finished Gram(s) from shared memory to the outputs
+    block.parallel([&](int tid, int threads) {
+      for (size_t e = tid; e < gram_doubles(layout.n); e += threads) {
+        m.gram_out[e] = m.gram[e];
+        if (m.even_gram) m.even_gram_out[e] = m.even_gram[e];
+      }
+    });
 }
 
 // One block per network.
@@ -293,46 +344,65 @@ int round_up(int value, int multiple) { return (value + multiple - 1) / multiple
 
 }  // namespace
 
-SimulationLayout plan_simulation_layout(int n, size_t shared_limit_bytes, int threads) {
+SimulationLayout plan_simulation_layout(int n, size_t shared_limit_bytes, bool perturb, int threads) {
   SimulationLayout layout;
   layout.n = n;
-  layout.threads = std::min(threads, max_threads);
-  layout.w_stride = round_up(2 * n + 1, micro);
-  layout.u_stride = round_up(2 * n, micro);
+  layout.perturb = perturb;
+  // Whole warps: add_tile hands out Gram blocks by warp.
+  layout.threads = std::clamp(threads / warp_size * warp_size, warp_size, max_threads);
+  layout.column_stride = round_up(3 * n + 1, column_align);
   const size_t state_bytes = state_doubles(n) * sizeof(double);
   const size_t a_bytes = static_cast<size_t>(n) * n * sizeof(double);
-  const size_t step_bytes = static_cast<size_t>(layout.w_stride + layout.u_stride) * sizeof(double);
-  constexpr int full_tile = 32, min_shared_tile = 16;
+  const size_t gram_bytes = gram_doubles(n) * sizeof(double) * (perturb ? 2 : 1);
+  const size_t column_bytes = static_cast<size_t>(layout.column_stride) * sizeof(double);
+  auto tile_bytes = [&](int tile) { return static_cast<size_t>(tile + 1) * column_bytes; };
+  // The tile: at most 64 transitions (past that a Gram update costs little more than its compute);
+  // in shared memory only if at least 16 fit (a Gram round trip per 16 steps); even, for the
+  // perturbation Gram's even columns.
+  constexpr int longest_tile = 64, shortest_shared_tile = 16, global_tile = 32;
+  auto tile_fitting = [&](size_t budget) {
+    const size_t columns = budget / column_bytes;
+    return static_cast<int>(std::min<size_t>(longest_tile, columns > 0 ? columns - 1 : 0)) & ~1;
+  };
 
   layout.state_in_shared = state_bytes <= shared_limit_bytes;
-  const size_t left = shared_limit_bytes - (layout.state_in_shared ? state_bytes : 0);
-  auto tile_fitting = [&](size_t budget) {  // the largest even tile <= 32 that fits the budget
-    return static_cast<int>(std::min<size_t>(full_tile, budget / step_bytes)) & ~1;
-  };
-  // Priority: A and a full tile; A and a tile of at least 16; a tile without A; the tile in global memory.
-  if (a_bytes + full_tile * step_bytes <= left) {
+  size_t left = shared_limit_bytes - (layout.state_in_shared ? state_bytes : 0);
+  // Priority: A with a tile of at least 16; then the Gram(s) too if a tile of 32 still fits;
+  // else a tile without A; else the tile in global memory.
+  if (a_bytes + tile_bytes(shortest_shared_tile) <= left) {
     layout.a_in_shared = layout.tile_in_shared = true;
-    layout.tile = full_tile;
-  } else if (a_bytes + min_shared_tile * step_bytes <= left) {
-    layout.a_in_shared = layout.tile_in_shared = true;
-    layout.tile = tile_fitting(left - a_bytes);
-  } else if (min_shared_tile * step_bytes <= left) {
+    left -= a_bytes;
+    if (gram_bytes + tile_bytes(global_tile) <= left) {
+      layout.gram_in_shared = true;
+      left -= gram_bytes;
+    }
+    layout.tile = tile_fitting(left);
+  } else if (tile_bytes(shortest_shared_tile) <= left) {
     layout.tile_in_shared = true;
     layout.tile = tile_fitting(left);
   } else {
-    layout.tile = full_tile;
+    layout.tile = global_tile;
   }
   const size_t tile = tile_doubles(layout);
   layout.shared_bytes = (layout.state_in_shared ? state_bytes : 0) + (layout.tile_in_shared ? tile * sizeof(double) : 0) +
-                        (layout.a_in_shared ? a_bytes : 0);
+                        (layout.a_in_shared ? a_bytes : 0) + (layout.gram_in_shared ? gram_bytes : 0);
   layout.scratch_doubles = (layout.state_in_shared ? 0 : state_doubles(n)) + (layout.tile_in_shared ? 0 : tile);
   return layout;
 }
 
+// The contract between a layout and a batch that both launch_simulation and the emulation check.
+static void check_layout(const SimulationLayout& layout, const SimulationBatch& batch, const char* who) {
+  if (layout.threads < warp_size || layout.threads > max_threads || layout.threads % warp_size != 0 ||
+      layout.tile < 2 || layout.tile % 2 != 0 || layout.column_stride < 3 * layout.n + 1)
+    throw std::logic_error(std::string(who) + ": layout not made by plan_simulation_layout");
+  if (layout.perturb != batch.perturb)
+    throw std::logic_error(std::string(who) + ": the layout was planned for perturb = " +
+                           (layout.perturb ? "true" : "false") + ", the batch has the other");
+}
+
 void launch_simulation(const SimulationLayout& layout, const SimulationBatch& batch, cudaStream_t stream) {
   if (batch.networks <= 0) return;
-  if (layout.threads < 1 || layout.threads > max_threads || layout.tile < 2 || layout.tile % 2 != 0)
-    throw std::logic_error("launch_simulation: layout not made by plan_simulation_layout");
+  check_layout(layout, batch, "launch_simulation");
   CS_CUDA_CHECK(cudaFuncSetAttribute(simulate_gram_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(layout.shared_bytes)));
   simulate_gram_kernel<<<batch.networks, layout.threads, layout.shared_bytes, stream>>>(layout, batch);
@@ -340,6 +410,7 @@ void launch_simulation(const SimulationLayout& layout, const SimulationBatch& ba
 }
 
 void emulate_simulation_on_host(const SimulationLayout& layout, const SimulationBatch& batch) {
+  check_layout(layout, batch, "emulate_simulation_on_host");
   constexpr double poison = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> shared(layout.shared_bytes / sizeof(double) + 1);
   std::vector<double> scratch(static_cast<size_t>(batch.networks) * layout.scratch_doubles + 1);

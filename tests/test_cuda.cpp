@@ -96,11 +96,13 @@ std::vector<Scenario> scenarios() {
       {40, false, Nonlinearity::sigmoid, 0.1, 0.0, h100_shared_limit, three, "n40_all_shared"},
       {40, false, Nonlinearity::identity, 0.1, 0.3, h100_shared_limit, three, "n40_identity_inhibitory"},
       {33, true, Nonlinearity::sigmoid, 0.2, 0.5, 0, three, "n33_perturb_all_global"},
-      {130, false, Nonlinearity::sigmoid, 0.1, 0.0, h100_shared_limit, {{2, 2.0, 150}, {4, 1.0, 41}}, "n130_a_global"},
+      {160, false, Nonlinearity::sigmoid, 0.1, 0.0, h100_shared_limit, {{2, 2.0, 150}, {4, 1.0, 41}}, "n160_a_global"},
       {70, false, Nonlinearity::sigmoid, 0.1, 0.2, 16 * 1024, {{2, 2.0, 90}, {9, 1.0, 33}}, "n70_16k_tile_global"},
-      {70, true, Nonlinearity::sigmoid, 0.1, 0.0, 48 * 1024, {{2, 2.0, 90}}, "n70_48k_tile18_a_global"},
+      {70, true, Nonlinearity::sigmoid, 0.1, 0.0, 48 * 1024, {{2, 2.0, 90}}, "n70_48k_tile24_a_global"},
       {100, false, Nonlinearity::sigmoid, 0.1, 0.0, h100_shared_limit, {{0, 2.0, 257}}, "n100_workload_w"},
-      {128, true, Nonlinearity::sigmoid, 0.1, 0.0, h100_shared_limit, {{8, 2.0, 100}}, "n128_a_shared_tile22"},
+      {128, true, Nonlinearity::sigmoid, 0.1, 0.0, h100_shared_limit, {{8, 2.0, 100}}, "n128_a_shared_tile28"},
+      {50, false, Nonlinearity::sigmoid, 0.1, 0.0, h100_shared_limit, {{1, 2.0, 200}}, "n50_gram_shared"},
+      {37, true, Nonlinearity::sigmoid, 0.1, 0.0, h100_shared_limit, {{1, 2.0, 200}}, "n37_perturb_grams_shared"},
   };
 }
 
@@ -133,7 +135,7 @@ struct HostBatch {
 
 HostBatch make_batch(const Scenario& s) {
   HostBatch h;
-  h.layout = cuda::plan_simulation_layout(s.n, s.shared_limit);
+  h.layout = cuda::plan_simulation_layout(s.n, s.shared_limit, s.perturb);
   const size_t nn = static_cast<size_t>(s.n) * s.n, size = cuda::gram_doubles(s.n);
   for (const NetworkCase& c : s.networks) {
     bool empty = false;
@@ -351,34 +353,61 @@ TEST(CudaHost, CurandAddressingMatchesRandom123) {
         }
 }
 
+// Expected layouts on an H100 / H200 (232,448 bytes), counted by hand: state 80n bytes, A 8n^2, a
+// tile column 8 x (3n+1 rounded up to 4), a tile of L transitions L + 1 columns, a Gram 8 x gram_doubles(n).
 TEST(CudaHost, LayoutPutsWhatFitsInSharedMemory) {
+  // n = 40: 3,200 + 12,800 + Gram 104,968 leave 111,480 bytes = 112 columns of 992: the longest tile, 64.
   const auto small = cuda::plan_simulation_layout(40, h100_shared_limit);
-  EXPECT_TRUE(small.state_in_shared && small.tile_in_shared && small.a_in_shared);
-  EXPECT_EQ(small.tile, 32);
+  EXPECT_TRUE(small.state_in_shared && small.tile_in_shared && small.a_in_shared && small.gram_in_shared);
+  EXPECT_EQ(small.tile, 64);
   EXPECT_EQ(small.scratch_doubles, 0u);
+  // Two Grams of n = 40 (209,936 bytes) do not fit beside A and a tile of 32; n = 37's two do.
+  EXPECT_FALSE(cuda::plan_simulation_layout(40, h100_shared_limit, true).gram_in_shared);
+  EXPECT_TRUE(cuda::plan_simulation_layout(37, h100_shared_limit, true).gram_in_shared);
+  EXPECT_FALSE(cuda::plan_simulation_layout(38, h100_shared_limit, true).gram_in_shared);
+  // One Gram: n = 50 fits (227,336 bytes with a tile of 32), n = 51 (235,808) does not.
+  EXPECT_TRUE(cuda::plan_simulation_layout(50, h100_shared_limit).gram_in_shared);
+  EXPECT_FALSE(cuda::plan_simulation_layout(51, h100_shared_limit).gram_in_shared);
+  // n = 100 (workload W): 232,448 - 8,000 - 80,000 = 144,448 bytes = 59 columns of 2,432: tile 58.
   const auto hundred = cuda::plan_simulation_layout(100, h100_shared_limit);
-  EXPECT_TRUE(hundred.a_in_shared && hundred.tile_in_shared);
+  EXPECT_TRUE(hundred.a_in_shared && hundred.tile_in_shared && !hundred.gram_in_shared);
+  EXPECT_EQ(hundred.tile, 58);
+  EXPECT_EQ(hundred.column_stride, 304);
+  // n = 128: 232,448 - 10,240 - 131,072 = 91,136 bytes = 29 columns of 3,104: tile 28.
+  const auto tile28 = cuda::plan_simulation_layout(128, h100_shared_limit);
+  EXPECT_TRUE(tile28.a_in_shared && tile28.tile_in_shared);
+  EXPECT_EQ(tile28.tile, 28);
+  // n = 160: A (204,800) and a tile of 16 do not fit; the tile alone gets 56 columns of 3,872: 54.
+  const auto a_global = cuda::plan_simulation_layout(160, h100_shared_limit);
+  EXPECT_TRUE(a_global.tile_in_shared && !a_global.a_in_shared);
+  EXPECT_EQ(a_global.tile, 54);
   const auto large = cuda::plan_simulation_layout(500, h100_shared_limit);
-  EXPECT_FALSE(large.a_in_shared);
+  EXPECT_FALSE(large.a_in_shared || large.tile_in_shared || large.gram_in_shared);
   EXPECT_TRUE(large.state_in_shared);
-  const auto tile22 = cuda::plan_simulation_layout(128, h100_shared_limit);
-  EXPECT_TRUE(tile22.a_in_shared && tile22.tile_in_shared);
-  EXPECT_EQ(tile22.tile, 22);  // (227 KiB - 10 KiB state - 128 KiB A) / 4128 B per step
+  EXPECT_EQ(large.scratch_doubles, 33u * 1504);  // the tile (32 transitions) in global memory
   const auto tile_global = cuda::plan_simulation_layout(70, 16 * 1024);
   EXPECT_TRUE(tile_global.state_in_shared && !tile_global.tile_in_shared && !tile_global.a_in_shared);
   const auto none = cuda::plan_simulation_layout(20, 0);
-  EXPECT_FALSE(none.state_in_shared || none.tile_in_shared || none.a_in_shared);
+  EXPECT_FALSE(none.state_in_shared || none.tile_in_shared || none.a_in_shared || none.gram_in_shared);
   EXPECT_EQ(none.shared_bytes, 0u);
-  for (int n : {1, 2, 3, 5, 17, 40, 64, 100, 128, 200, 500, 1000})
-    for (size_t limit : {size_t{0}, size_t{48 * 1024}, size_t{100 * 1024}, h100_shared_limit}) {
-      const auto l = cuda::plan_simulation_layout(n, limit);
-      EXPECT_LE(l.shared_bytes, limit) << n << " " << limit;
-      EXPECT_GE(l.tile, 2);
-      EXPECT_EQ(l.tile % 2, 0);
-      EXPECT_EQ(l.w_stride % 4, 0);
-      EXPECT_GE(l.w_stride, 2 * n + 1);
-      EXPECT_GE(l.u_stride, 2 * n);
-    }
+  // Threads: whole warps, 32 to 256.
+  EXPECT_EQ(cuda::plan_simulation_layout(40, h100_shared_limit, false, 100).threads, 96);
+  EXPECT_EQ(cuda::plan_simulation_layout(40, h100_shared_limit, false, 8).threads, 32);
+  EXPECT_EQ(cuda::plan_simulation_layout(40, h100_shared_limit, false, 1024).threads, 256);
+  for (bool perturb : {false, true})
+    for (int n : {1, 2, 3, 5, 17, 40, 64, 100, 128, 200, 500, 1000})
+      for (size_t limit : {size_t{0}, size_t{48 * 1024}, size_t{100 * 1024}, h100_shared_limit}) {
+        const auto l = cuda::plan_simulation_layout(n, limit, perturb);
+        EXPECT_LE(l.shared_bytes, limit) << n << " " << limit;
+        EXPECT_GE(l.tile, 2);
+        EXPECT_LE(l.tile, 64);
+        EXPECT_EQ(l.tile % 2, 0);
+        if (l.tile_in_shared) EXPECT_GE(l.tile, 16);
+        if (l.gram_in_shared) EXPECT_GE(l.tile, 32);
+        EXPECT_EQ(l.column_stride % 4, 0);
+        EXPECT_GE(l.column_stride, 3 * n + 1);
+        EXPECT_EQ(l.perturb, perturb);
+      }
 }
 
 // The kernel's block program, run on the host, gives the CPU's Grams: every element, every layout
@@ -405,6 +434,30 @@ TEST(CudaHost, EmulatedNetworkIndependentOfBatch) {
     EXPECT_EQ(std::memcmp(h.grams.data(), together.grams.data() + i * size, size * sizeof(double)), 0) << i;
     EXPECT_EQ(h.saturated[0], together.saturated[2 * i]);
   }
+}
+
+// A Gram's rounding does not depend on the block's thread count (each entry is summed by one lane,
+// in transition order): 32, 96 and 256 threads give the same bits, with and without the Gram in shared memory.
+TEST(CudaHost, EmulatedGramIndependentOfThreadCount) {
+  for (const Scenario& s : {scenarios()[3], scenarios()[10]}) {  // n = 40 (Gram in shared memory), n = 100
+    std::vector<double> want;
+    for (int threads : {256, 96, 32}) {
+      HostBatch h = make_batch(s);
+      h.layout = cuda::plan_simulation_layout(s.n, s.shared_limit, s.perturb, threads);
+      ASSERT_EQ(h.layout.threads, threads);
+      cuda::emulate_simulation_on_host(h.layout, h.view(s));
+      if (want.empty()) want = h.grams;
+      EXPECT_EQ(std::memcmp(h.grams.data(), want.data(), want.size() * sizeof(double)), 0) << s.name << " " << threads;
+    }
+  }
+}
+
+// A layout planned for the other mode is refused (it would carve the wrong number of Grams).
+TEST(CudaHost, LayoutOfTheOtherModeIsRefused) {
+  Scenario s = scenarios()[1];  // n = 6, perturbation
+  HostBatch h = make_batch(s);
+  h.layout = cuda::plan_simulation_layout(s.n, s.shared_limit, false);
+  EXPECT_THROW(cuda::emulate_simulation_on_host(h.layout, h.view(s)), std::logic_error);
 }
 
 // The backend's host half (Grams from a kernel buffer -> estimators -> scores) reproduces
