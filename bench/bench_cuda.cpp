@@ -1,6 +1,9 @@
 // GPU timings of the CUDA backend (needs a CUDA device; prints one JSON object per measurement).
-//   bench_cuda kernel NETWORKS N T     the simulation + Gram kernel alone (CUDA events), with its
-//                                      counted multiply-adds and global-memory bytes
+//   bench_cuda kernel NETWORKS N T [THREADS BLOCKS_PER_SM]
+//                                      the simulation + Gram kernel alone (CUDA events), with its
+//                                      counted multiply-adds and global-memory bytes; in the layout
+//                                      the backend chooses, or THREADS per block with the shared
+//                                      memory that lets BLOCKS_PER_SM blocks share an SM
 //   bench_cuda table                   the kernel for n in {20, 50, 100, 200, 500} x T in {1e3, 1e4, 1e5}
 //   bench_cuda backend NETWORKS N T [HOST_THREADS [LASSO_SOLVER]]
 //                                      workload W end to end through the backend: A, simulation,
@@ -56,8 +59,13 @@ double counted_bytes(const cuda::SimulationLayout& l, int timesteps) {
   return bytes;
 }
 
-nlohmann::json time_kernel(int networks, int n, int timesteps) {
-  const cuda::SimulationLayout layout = cuda::plan_simulation_layout(n, cuda::shared_memory_limit(0));
+// threads = 0: the layout the backend chooses for n; else `threads` per block and the shared memory
+// that lets `blocks_per_sm` blocks share an SM (the limit plus 1 KiB reserved per block, split).
+nlohmann::json time_kernel(int networks, int n, int timesteps, int threads = 0, int blocks_per_sm = 1) {
+  const size_t limit = cuda::shared_memory_limit(0);
+  const size_t budget = (limit + 1024) / static_cast<size_t>(std::max(1, blocks_per_sm)) - 1024;
+  const cuda::SimulationLayout layout = threads > 0 ? cuda::plan_simulation_layout(n, budget, false, threads)
+                                                    : cuda::choose_simulation_layout(n, limit, false);
   const size_t nn = static_cast<size_t>(n) * n, size = cuda::gram_doubles(n);
   // A of a few seeds, repeated: the kernel's time does not depend on which A it is.
   std::vector<double> connectivity(static_cast<size_t>(networks) * nn);
@@ -167,7 +175,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (mode == "kernel") {
-    std::puts(time_kernel(arg(2, 10000), arg(3, 100), arg(4, 5000)).dump().c_str());
+    std::puts(time_kernel(arg(2, 10000), arg(3, 100), arg(4, 5000), arg(5, 0), arg(6, 1)).dump().c_str());
   } else if (mode == "backend") {
     const std::string lasso_solver = argc > 6 ? argv[6] : "active_set";
     if (lasso_solver != "active_set" && lasso_solver != "cyclic") {
@@ -185,7 +193,9 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
   } else {
-    std::fprintf(stderr, "usage: bench_cuda kernel|table|backend [NETWORKS N T [HOST_THREADS [LASSO_SOLVER]]]\n");
+    std::fprintf(stderr,
+                 "usage: bench_cuda kernel NETWORKS N T [THREADS BLOCKS_PER_SM] | table |"
+                 " backend NETWORKS N T [HOST_THREADS [LASSO_SOLVER]]\n");
     return 2;
   }
   return 0;

@@ -46,6 +46,12 @@ run_sanitize() {
 run_bench() {
   "$build/bench/bench_cuda" kernel 10000 100 5000 | tee "$out/kernel_W.json"
   "$build/bench/bench_cuda" table | tee "$out/kernel_table.jsonl"
+  # The mapping by size, measured: n = 20 and 32 (backend: 64 threads, 4 blocks per SM) against a
+  # block of 256 threads with all the shared memory, and n = 50, 100 the other way round.
+  for n in 20 32 50 100; do
+    "$build/bench/bench_cuda" kernel 10000 "$n" 5000 256 1
+    "$build/bench/bench_cuda" kernel 10000 "$n" 5000 64 4
+  done | tee "$out/kernel_mapping.jsonl"
   # Workload W end to end through the backend: 10,000 networks, n = 100, T = 5000, eta = 2.
   "$build/bench/bench_cuda" backend 10000 100 5000 "$threads" | tee "$out/backend_W.json"
   # The same with the cyclic lasso (scikit-learn's iterates: up to 1000 sweeps per target here).

@@ -49,8 +49,10 @@ Gram unpack_gram(const double* buffer, int n, int64_t transitions, int64_t satur
 }
 
 // Three seeds (one keeps its ROC, so its runs are scored on the host from GPU-made A and Grams),
-// n = 130 (Lanczos basis, score sort in global memory), both lasso solvers, a Granger estimator (host)
-// between GPU ones.
+// the simulation's layouts (n = 7: 64 threads, Grams in shared memory; 40 and 130: 256 threads, A
+// and tile in shared memory, Grams global; A in global memory, from n = 160, is left to the device
+// tests to keep this check quick), n = 130 also for the Lanczos basis and the score sort in global
+// memory, both lasso solvers, a Granger estimator (host) between GPU ones.
 const char* self_check_config() {
   return R"(name = "cuda_self_check"
 [model]
@@ -275,7 +277,7 @@ class DeviceWorker {
   const std::string& name() const { return name_; }
   const DeviceMode& mode() const { return mode_; }
 
-  SimulationLayout layout(int n, bool perturb) const { return plan_simulation_layout(n, shared_limit_, perturb); }
+  SimulationLayout layout(int n, bool perturb) const { return choose_simulation_layout(n, shared_limit_, perturb); }
 
   // A new batch: estimation stages are made per (n, perturb) for this grid when it is estimable on the GPU.
   void begin_batch(const SweepGrid& grid) {

@@ -60,8 +60,14 @@ struct SimulationLayout {
   size_t scratch_doubles = 0;  // global scratch per network (0 when everything is in shared memory)
 };
 
-// The layout for n neurons given the device's opt-in shared memory per block (bytes).
+// The layout for n neurons, `threads` per block and at most `shared_limit_bytes` of shared memory.
 SimulationLayout plan_simulation_layout(int n, size_t shared_limit_bytes, bool perturb = false, int threads = 256);
+
+// The mapping the backend uses, chosen by size from the device's opt-in shared memory per block: a
+// block of 256 threads with all of it per network, or, for n <= 32, blocks of 64 threads with a
+// quarter of it, so that several networks run on each SM. (Not yet measured against each other:
+// `bench_cuda kernel NETWORKS N T THREADS BLOCKS_PER_SM` times either.)
+SimulationLayout choose_simulation_layout(int n, size_t shared_limit_bytes, bool perturb);
 
 // One launch: `networks` networks of the layout's n, one block each. All pointers are device
 // pointers for launch_simulation and host pointers for emulate_simulation_on_host.

@@ -47,7 +47,8 @@ constexpr int max_threads = 256;  // the kernel's __launch_bounds__
 constexpr int warp_size = 32;
 constexpr int gram_block = 32;    // edge of the Gram block a warp updates (add_tile)
 constexpr int lane_rows = 8, lane_cols = 4;  // a lane's share of a block: 8 x 4 = 32 entries
-constexpr int column_align = 4;   // tile columns start at multiples of 4 doubles (32-byte aligned)
+constexpr int column_align = 4;
+constexpr int small_network = 32; // n up to this: several networks per SM (choose_simulation_layout)   // tile columns start at multiples of 4 doubles (32-byte aligned)
 
 // ---- memory of one network ------------------------------------------------------------------
 
@@ -388,6 +389,18 @@ SimulationLayout plan_simulation_layout(int n, size_t shared_limit_bytes, bool p
                         (layout.a_in_shared ? a_bytes : 0) + (layout.gram_in_shared ? gram_bytes : 0);
   layout.scratch_doubles = (layout.state_in_shared ? 0 : state_doubles(n)) + (layout.tile_in_shared ? 0 : tile);
   return layout;
+}
+
+SimulationLayout choose_simulation_layout(int n, size_t shared_limit_bytes, bool perturb) {
+  // Small networks: a step's dependent chain (A x, exp, log, a barrier) is short of work for 256
+  // threads and leaves the SM's units idle, so several networks share an SM instead: 2 warps and a
+  // quarter of the SM's shared memory each (an SM has the per-block limit plus the 1 KiB every
+  // block reserves; ~170 registers x 64 threads let 5 blocks in).
+  constexpr size_t reserved_per_block = 1024, blocks_per_sm = 4;
+  if (n <= small_network && shared_limit_bytes > blocks_per_sm * reserved_per_block)
+    return plan_simulation_layout(n, (shared_limit_bytes + reserved_per_block) / blocks_per_sm - reserved_per_block,
+                                  perturb, 2 * warp_size);
+  return plan_simulation_layout(n, shared_limit_bytes, perturb, max_threads);
 }
 
 // The contract between a layout and a batch that both launch_simulation and the emulation check.

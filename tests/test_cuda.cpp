@@ -410,6 +410,31 @@ TEST(CudaHost, LayoutPutsWhatFitsInSharedMemory) {
       }
 }
 
+// The backend's choice by size: n <= 32 in blocks of 64 threads, four to an SM's 228 KiB (each
+// block also reserves 1 KiB); larger n in blocks of 256 threads with the whole per-block limit.
+TEST(CudaHost, LayoutChoiceBySize) {
+  for (bool perturb : {false, true}) {
+    for (int n : {1, 7, 20, 32}) {
+      const auto l = cuda::choose_simulation_layout(n, h100_shared_limit, perturb);
+      EXPECT_EQ(l.threads, 64) << n;
+      EXPECT_LE(4 * (l.shared_bytes + 1024), h100_shared_limit + 1024) << n;
+      EXPECT_TRUE(l.state_in_shared && l.a_in_shared && l.tile_in_shared) << n;
+    }
+    for (int n : {33, 100, 500}) {
+      const auto l = cuda::choose_simulation_layout(n, h100_shared_limit, perturb);
+      EXPECT_EQ(l.threads, 256) << n;
+      const auto whole = cuda::plan_simulation_layout(n, h100_shared_limit, perturb);
+      EXPECT_EQ(l.shared_bytes, whole.shared_bytes) << n;
+    }
+  }
+  // n = 20: a quarter is 57,344 bytes: state 1,600, A 3,200, Gram 26,888 and 50 columns of 512: tile 48.
+  const auto twenty = cuda::choose_simulation_layout(20, h100_shared_limit, false);
+  EXPECT_TRUE(twenty.gram_in_shared);
+  EXPECT_EQ(twenty.tile, 48);
+  // Without room for four blocks it still plans (everything in global memory).
+  EXPECT_EQ(cuda::choose_simulation_layout(20, 0, false).shared_bytes, 0u);
+}
+
 // The kernel's block program, run on the host, gives the CPU's Grams: every element, every layout
 // (A, tile and state in shared or global memory), perturbation and identity models, odd lengths.
 TEST(CudaHost, EmulatedKernelMatchesCpuGrams) {
@@ -417,6 +442,11 @@ TEST(CudaHost, EmulatedKernelMatchesCpuGrams) {
     HostBatch h = make_batch(s);
     cuda::emulate_simulation_on_host(h.layout, h.view(s));
     expect_batch_matches_cpu(s, h);
+    // And in the layout the backend chooses for the size (small n: 64 threads, a quarter of the memory).
+    HostBatch chosen = make_batch(s);
+    chosen.layout = cuda::choose_simulation_layout(s.n, s.shared_limit, s.perturb);
+    cuda::emulate_simulation_on_host(chosen.layout, chosen.view(s));
+    expect_batch_matches_cpu(s, chosen);
   }
 }
 
@@ -553,31 +583,33 @@ TEST(CudaDevice, RawStreamBitwiseEqualsRandom123) {
 TEST(CudaDevice, KernelMatchesCpuGrams) {
   SKIP_WITHOUT_GPU();
   const size_t device_limit = cuda::shared_memory_limit(0);
-  for (Scenario s : scenarios()) {
-    s.shared_limit = std::min(s.shared_limit, device_limit);
-    HostBatch h = make_batch(s);
-    DeviceArray<uint64_t> seeds(h.seeds);
-    DeviceArray<double> etas(h.etas), connectivity(h.connectivity), grams(h.grams), even_grams(h.even_grams);
-    DeviceArray<int> timesteps(h.timesteps);
-    DeviceArray<unsigned long long> saturated(h.saturated);
-    DeviceArray<double> scratch(h.seeds.size() * h.layout.scratch_doubles);
-    cuda::SimulationBatch b = h.view(s);
-    b.seeds = seeds.data;
-    b.etas = etas.data;
-    b.timesteps = timesteps.data;
-    b.connectivity = connectivity.data;
-    b.grams = grams.data;
-    b.even_grams = s.perturb ? even_grams.data : nullptr;
-    b.saturated = saturated.data;
-    b.scratch = scratch.data;
-    CS_CUDA_CHECK(cudaMemset(scratch.data, 0xFF, std::max<size_t>(scratch.count, 1) * sizeof(double)));  // NaN
-    cuda::launch_simulation(h.layout, b, nullptr);
-    CS_CUDA_CHECK(cudaDeviceSynchronize());
-    grams.download(h.grams);
-    if (s.perturb) even_grams.download(h.even_grams);
-    saturated.download(h.saturated);
-    expect_batch_matches_cpu(s, h);
-  }
+  for (Scenario s : scenarios())
+    for (bool chosen : {false, true}) {  // the planned layout, and the one the backend chooses for the size
+      s.shared_limit = std::min(s.shared_limit, device_limit);
+      HostBatch h = make_batch(s);
+      if (chosen) h.layout = cuda::choose_simulation_layout(s.n, s.shared_limit, s.perturb);
+      DeviceArray<uint64_t> seeds(h.seeds);
+      DeviceArray<double> etas(h.etas), connectivity(h.connectivity), grams(h.grams), even_grams(h.even_grams);
+      DeviceArray<int> timesteps(h.timesteps);
+      DeviceArray<unsigned long long> saturated(h.saturated);
+      DeviceArray<double> scratch(h.seeds.size() * h.layout.scratch_doubles);
+      cuda::SimulationBatch b = h.view(s);
+      b.seeds = seeds.data;
+      b.etas = etas.data;
+      b.timesteps = timesteps.data;
+      b.connectivity = connectivity.data;
+      b.grams = grams.data;
+      b.even_grams = s.perturb ? even_grams.data : nullptr;
+      b.saturated = saturated.data;
+      b.scratch = scratch.data;
+      CS_CUDA_CHECK(cudaMemset(scratch.data, 0xFF, std::max<size_t>(scratch.count, 1) * sizeof(double)));  // NaN
+      cuda::launch_simulation(h.layout, b, nullptr);
+      CS_CUDA_CHECK(cudaDeviceSynchronize());
+      grams.download(h.grams);
+      if (s.perturb) even_grams.download(h.even_grams);
+      saturated.download(h.saturated);
+      expect_batch_matches_cpu(s, h);
+    }
 }
 
 // Whole sweeps: every per-run score of the CUDA backend within 1e-6 of the CPU backend's (n = 200
