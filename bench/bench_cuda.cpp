@@ -175,7 +175,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (mode == "kernel") {
-    std::puts(time_kernel(arg(2, 10000), arg(3, 100), arg(4, 5000), arg(5, 0), arg(6, 1)).dump().c_str());
+    const int threads = arg(5, 0), blocks_per_sm = arg(6, 1);
+    if (threads != 0 && (threads < 32 || threads > 256 || threads % 32 != 0 || blocks_per_sm < 1 || blocks_per_sm > 32)) {
+      std::fprintf(stderr, "bench_cuda kernel: THREADS must be a multiple of 32 in [32, 256] and BLOCKS_PER_SM in [1, 32] "
+                           "(got %d and %d)\n", threads, blocks_per_sm);
+      return 2;
+    }
+    std::puts(time_kernel(arg(2, 10000), arg(3, 100), arg(4, 5000), threads, blocks_per_sm).dump().c_str());
   } else if (mode == "backend") {
     const std::string lasso_solver = argc > 6 ? argv[6] : "active_set";
     if (lasso_solver != "active_set" && lasso_solver != "cyclic") {

@@ -50,8 +50,8 @@ Gram unpack_gram(const double* buffer, int n, int64_t transitions, int64_t satur
 
 // Three seeds (one keeps its ROC, so its runs are scored on the host from GPU-made A and Grams),
 // the simulation's layouts (n = 7: 64 threads, Grams in shared memory; 40 and 130: 256 threads, A
-// and tile in shared memory, Grams global; A in global memory, from n = 160, is left to the device
-// tests to keep this check quick), n = 130 also for the Lanczos basis and the score sort in global
+// and tile in shared memory, Grams global; A in global memory, from n = 143 on an H100, is left to
+// the device tests to keep this check quick), n = 130 also for the Lanczos basis and the score sort in global
 // memory, both lasso solvers, a Granger estimator (host) between GPU ones.
 const char* self_check_config() {
   return R"(name = "cuda_self_check"

@@ -65,7 +65,7 @@ SimulationLayout plan_simulation_layout(int n, size_t shared_limit_bytes, bool p
 
 // The mapping the backend uses, chosen by size from the device's opt-in shared memory per block: a
 // block of 256 threads with all of it per network, or, for n <= 32, blocks of 64 threads with a
-// quarter of it, so that several networks run on each SM. (Not yet measured against each other:
+// quarter of it, so that several networks run on each SM (only where state, A and tile still fit). (Not yet measured against each other:
 // `bench_cuda kernel NETWORKS N T THREADS BLOCKS_PER_SM` times either.)
 SimulationLayout choose_simulation_layout(int n, size_t shared_limit_bytes, bool perturb);
 

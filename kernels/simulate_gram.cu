@@ -19,12 +19,14 @@
 // A column of the tile is [1, z[t], x[t], target(x[t+1])]; x[t+1] is the next column's x, so a
 // transition costs 3n+1 doubles, not 4n+1. Where the Gram lives in global memory, every tile is a
 // read-modify-write of it (about 1 MB at n = 100), so the longer the tile the less traffic; where
-// the Gram fits in shared memory beside the rest (n up to about 45), it stays there until the end.
+// the Gram fits in shared memory beside the rest (on an H100, n up to 50; 37 with two Grams), it
+// stays there until the end.
 // fp32 is not used: float64 keeps the Grams equal to the CPU's to rounding (see README).
 #include "philox_device.cuh"  // first: it sets curand_kernel.h's QUALIFIERS
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -47,8 +49,8 @@ constexpr int max_threads = 256;  // the kernel's __launch_bounds__
 constexpr int warp_size = 32;
 constexpr int gram_block = 32;    // edge of the Gram block a warp updates (add_tile)
 constexpr int lane_rows = 8, lane_cols = 4;  // a lane's share of a block: 8 x 4 = 32 entries
-constexpr int column_align = 4;
-constexpr int small_network = 32; // n up to this: several networks per SM (choose_simulation_layout)   // tile columns start at multiples of 4 doubles (32-byte aligned)
+constexpr int column_align = 4;   // tile column stride: a multiple of 4 doubles
+constexpr int small_network = 32; // n up to this: several networks per SM (choose_simulation_layout)
 
 // ---- memory of one network ------------------------------------------------------------------
 
@@ -205,7 +207,7 @@ __host__ __device__ inline void lower_triangle_position(int m, int& r, int& c) {
 // Each warp owns whole 32 x 32 blocks of ww's lower triangle and of wu, one block at a time. Lane
 // (tx, ty) = (lane % 8, lane / 8) owns rows ty + 4 i (i < 8) and columns tx + 8 j (j < 4) of the
 // block: per transition it loads 12 doubles for 32 multiply-adds, and a warp's loads hit 4 and 8
-// consecutive doubles (no shared-memory bank conflicts). Rows and columns past the Gram's edge are
+// consecutive doubles (no shared-memory bank conflicts, except 2-way in a wu block across b = n). Rows and columns past the Gram's edge are
 // clamped to valid ones and their sums dropped. Every entry is summed over the transitions in order
 // in one register and added once, so its rounding does not depend on the thread count.
 // Owns: the lanes' entries of their warp's blocks; uu[i] for i = tid mod threads.
@@ -396,10 +398,14 @@ SimulationLayout choose_simulation_layout(int n, size_t shared_limit_bytes, bool
   // threads and leaves the SM's units idle, so several networks share an SM instead: 2 warps and a
   // quarter of the SM's shared memory each (an SM has the per-block limit plus the 1 KiB every
   // block reserves; ~170 registers x 64 threads let 5 blocks in).
+  // Only if the state, A and the tile all stay in shared memory (devices with less of it keep one
+  // network per block with all of it).
   constexpr size_t reserved_per_block = 1024, blocks_per_sm = 4;
-  if (n <= small_network && shared_limit_bytes > blocks_per_sm * reserved_per_block)
-    return plan_simulation_layout(n, (shared_limit_bytes + reserved_per_block) / blocks_per_sm - reserved_per_block,
-                                  perturb, 2 * warp_size);
+  if (n <= small_network && shared_limit_bytes > blocks_per_sm * reserved_per_block) {
+    const SimulationLayout shared_sm = plan_simulation_layout(
+        n, (shared_limit_bytes + reserved_per_block) / blocks_per_sm - reserved_per_block, perturb, 2 * warp_size);
+    if (shared_sm.state_in_shared && shared_sm.a_in_shared && shared_sm.tile_in_shared) return shared_sm;
+  }
   return plan_simulation_layout(n, shared_limit_bytes, perturb, max_threads);
 }
 
@@ -418,6 +424,9 @@ void launch_simulation(const SimulationLayout& layout, const SimulationBatch& ba
   check_layout(layout, batch, "launch_simulation");
   CS_CUDA_CHECK(cudaFuncSetAttribute(simulate_gram_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(layout.shared_bytes)));
+  // All of the SM's unified memory as shared memory, so the small-n layout's blocks fit side by side.
+  CS_CUDA_CHECK(cudaFuncSetAttribute(simulate_gram_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     cudaSharedmemCarveoutMaxShared));
   simulate_gram_kernel<<<batch.networks, layout.threads, layout.shared_bytes, stream>>>(layout, batch);
   CS_CUDA_CHECK(cudaGetLastError());
 }
@@ -425,16 +434,30 @@ void launch_simulation(const SimulationLayout& layout, const SimulationBatch& ba
 void emulate_simulation_on_host(const SimulationLayout& layout, const SimulationBatch& batch) {
   check_layout(layout, batch, "emulate_simulation_on_host");
   constexpr double poison = std::numeric_limits<double>::quiet_NaN();
-  std::vector<double> shared(layout.shared_bytes / sizeof(double) + 1);
-  std::vector<double> scratch(static_cast<size_t>(batch.networks) * layout.scratch_doubles + 1);
+  constexpr size_t guard = 64;  // doubles past the end of each buffer that must stay untouched
+  constexpr uint64_t guard_bits = 0x7ff8dead5ca1ab1eull;  // a NaN nothing computes
+  const size_t shared_doubles = layout.shared_bytes / sizeof(double);
+  const size_t scratch_doubles = static_cast<size_t>(batch.networks) * layout.scratch_doubles;
+  std::vector<double> shared(shared_doubles + guard), scratch(scratch_doubles + guard);
   SimulationBatch host_batch = batch;
   host_batch.scratch = scratch.data();
   HostBlock block{layout.threads};
+  auto guard_intact = [&](const std::vector<double>& buffer, size_t end) {
+    for (size_t e = end; e < buffer.size(); ++e)
+      if (std::memcmp(&buffer[e], &guard_bits, sizeof(double)) != 0) return false;
+    return true;
+  };
   for (int network = 0; network < batch.networks; ++network) {
-    // Uninitialised memory is NaN here, so a read before a write shows up in the results.
+    // Uninitialised memory is NaN here, so a read before a write shows up in the results; a write
+    // past what the layout counted shows up in the guards.
     std::fill(shared.begin(), shared.end(), poison);
     std::fill(scratch.begin(), scratch.end(), poison);
+    for (std::vector<double>* buffer : {&shared, &scratch})
+      for (size_t e = buffer->size() - guard; e < buffer->size(); ++e) std::memcpy(&(*buffer)[e], &guard_bits, sizeof(double));
     simulate_network_block(block, layout, host_batch, network, shared.data());
+    if (!guard_intact(shared, shared_doubles) || !guard_intact(scratch, scratch_doubles))
+      throw std::logic_error("emulate_simulation_on_host: network " + std::to_string(network) +
+                             " wrote past the shared memory or scratch its layout counts");
   }
 }
 

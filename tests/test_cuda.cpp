@@ -433,6 +433,11 @@ TEST(CudaHost, LayoutChoiceBySize) {
   EXPECT_EQ(twenty.tile, 48);
   // Without room for four blocks it still plans (everything in global memory).
   EXPECT_EQ(cuda::choose_simulation_layout(20, 0, false).shared_bytes, 0u);
+  // With 48 KiB per block a quarter (11,520 bytes) cannot hold A and a tile of 16 at n = 20: one
+  // network per block with all of it, A and tile in shared memory.
+  const auto small_device = cuda::choose_simulation_layout(20, 48 * 1024, false);
+  EXPECT_EQ(small_device.threads, 256);
+  EXPECT_TRUE(small_device.a_in_shared && small_device.tile_in_shared);
 }
 
 // The kernel's block program, run on the host, gives the CPU's Grams: every element, every layout
@@ -469,15 +474,21 @@ TEST(CudaHost, EmulatedNetworkIndependentOfBatch) {
 // A Gram's rounding does not depend on the block's thread count (each entry is summed by one lane,
 // in transition order): 32, 96 and 256 threads give the same bits, with and without the Gram in shared memory.
 TEST(CudaHost, EmulatedGramIndependentOfThreadCount) {
-  for (const Scenario& s : {scenarios()[3], scenarios()[10]}) {  // n = 40 (Gram in shared memory), n = 100
-    std::vector<double> want;
+  // n = 40 (Gram in shared memory), n = 100 (workload W), n = 128 with perturbation (the even Gram too)
+  for (const Scenario& s : {scenarios()[3], scenarios()[9], scenarios()[10]}) {
+    std::vector<double> want, want_even;
     for (int threads : {256, 96, 32}) {
       HostBatch h = make_batch(s);
       h.layout = cuda::plan_simulation_layout(s.n, s.shared_limit, s.perturb, threads);
       ASSERT_EQ(h.layout.threads, threads);
       cuda::emulate_simulation_on_host(h.layout, h.view(s));
-      if (want.empty()) want = h.grams;
+      if (want.empty()) {
+        want = h.grams;
+        want_even = h.even_grams;
+      }
       EXPECT_EQ(std::memcmp(h.grams.data(), want.data(), want.size() * sizeof(double)), 0) << s.name << " " << threads;
+      EXPECT_EQ(std::memcmp(h.even_grams.data(), want_even.data(), want_even.size() * sizeof(double)), 0)
+          << s.name << " " << threads;
     }
   }
 }
