@@ -80,6 +80,43 @@ enum Status : uint32_t {
   status_constant_regressor = 8u,  // ols: has_constant_regressor (reported only with singular)
 };
 
+// Two phases: the 1-norm of an order x order matrix S (largest column sum of |S|) into `norm`; into
+// `status`, status_first_singular if an entry is not finite, column_status(b) of every column b, and
+// status_too_few if `too_few`. Owns: columns tid, tid + threads, ... and their partials
+// (column_norms, bits: [threads] each), then thread 0 the totals.
+#pragma nv_exec_check_disable
+template <class Block, class ColumnStatus>
+CS_HD void one_norm_and_status(Block& block, const double* S, int order, double* column_norms, double* bits,
+                               ColumnStatus column_status, bool too_few, double& norm, uint32_t& status) {
+  block.parallel([&](int tid, int threads) {
+    double largest = 0.0;
+    uint32_t partial = 0;
+    for (int b = tid; b < order; b += threads) {
+      double sum = 0.0;
+      for (int a = 0; a < order; ++a) {
+        const double v = S[a + static_cast<size_t>(b) * order];
+        sum += fabs(v);
+        if (!is_finite(v)) partial |= status_first_singular;
+      }
+      largest = larger(largest, sum);
+      partial |= column_status(b);
+    }
+    column_norms[tid] = largest;
+    bits[tid] = partial;
+  });
+  block.parallel([&](int tid, int threads) {
+    if (tid != 0) return;
+    double total_norm = 0.0;
+    uint32_t total_status = too_few ? status_too_few : 0u;
+    for (int t = 0; t < threads; ++t) {
+      total_norm = larger(total_norm, column_norms[t]);
+      total_status |= static_cast<uint32_t>(bits[t]);
+    }
+    norm = total_norm;
+    status = total_status;
+  });
+}
+
 // ---- one network's Gram ---------------------------------------------------------------------
 
 // Reads gram.hpp's views from the flat buffer: w = [1, z, x], u = [x_next, logit].
@@ -301,36 +338,11 @@ struct AssembleOls {
         R[kk + e] = a == b ? 1.0 : 0.0;
       }
     });
-    // Column sums of |H|, finiteness, constant regressors (has_constant_regressor's centred test,
-    // with or without an intercept). Owns: columns tid, tid + threads, ...; its partials.
-    block.parallel([&](int tid, int threads) {
-      double largest = 0.0;
-      uint32_t status = 0;
-      for (int b = tid; b < k; b += threads) {
-        double sum = 0.0;
-        for (int a = 0; a < k; ++a) {
-          const double h = H[a + static_cast<size_t>(b) * k];
-          sum += fabs(h);
-          if (!is_finite(h)) status |= status_first_singular;
-        }
-        largest = larger(largest, sum);
-        if (g.ww(g.x(b), g.x(b)) - g.ww(0, g.x(b)) * g.ww(0, g.x(b)) / m <= 0) status |= status_constant_regressor;
-      }
-      column_norms[tid] = largest;
-      bits[tid] = status;
-    });
-    block.parallel([&](int tid, int threads) {
-      if (tid != 0) return;
-      double norm = 0.0;
-      uint32_t status = 0;
-      for (int t = 0; t < threads; ++t) {
-        norm = larger(norm, column_norms[t]);
-        status |= static_cast<uint32_t>(bits[t]);
-      }
-      if (m <= k + (batch.intercept ? 1 : 0)) status |= status_too_few;
-      slot[layout.scalars] = norm;
-      ws.status[network] = status;
-    });
+    // |H|_1, finiteness, constant regressors (has_constant_regressor's centred test, with or
+    // without an intercept).
+    one_norm_and_status(block, H, k, column_norms, bits, [&](int b) -> uint32_t {
+      return g.ww(g.x(b), g.x(b)) - g.ww(0, g.x(b)) * g.ww(0, g.x(b)) / m <= 0 ? status_constant_regressor : 0u;
+    }, m <= k + (batch.intercept ? 1 : 0), slot[layout.scalars], ws.status[network]);
   }
 };
 
@@ -450,34 +462,9 @@ struct AssembleIv {
           S1[e] = a == c - p - k ? 1.0 : 0.0;     // I
       }
     });
-    // Column sums of |zz| and its finiteness. Owns: columns tid, tid + threads, ...; its partials.
-    block.parallel([&](int tid, int threads) {
-      double largest = 0.0;
-      uint32_t status = 0;
-      for (int b = tid; b < p; b += threads) {
-        double sum = 0.0;
-        for (int a = 0; a < p; ++a) {
-          const double v = L1[a + static_cast<size_t>(b) * p];
-          sum += fabs(v);
-          if (!is_finite(v)) status |= status_first_singular;
-        }
-        largest = larger(largest, sum);
-      }
-      column_norms[tid] = largest;
-      bits[tid] = status;
-    });
-    block.parallel([&](int tid, int threads) {
-      if (tid != 0) return;
-      double norm = 0.0;
-      uint32_t status = 0;
-      for (int t = 0; t < threads; ++t) {
-        norm = larger(norm, column_norms[t]);
-        status |= static_cast<uint32_t>(bits[t]);
-      }
-      if (m <= p) status |= status_too_few;
-      slot[layout.scalars] = norm;
-      ws.status[network] = status;
-    });
+    // |zz|_1 and its finiteness.
+    one_norm_and_status(block, L1, p, column_norms, bits, [](int) { return 0u; }, m <= p, slot[layout.scalars],
+                        ws.status[network]);
   }
 };
 
