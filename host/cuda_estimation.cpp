@@ -43,8 +43,9 @@ bool estimable_on_gpu(const EstimatorSpec& spec) {
     case EstimatorMethod::perturbation: return true;
     case EstimatorMethod::lasso: return true;  // cyclic: lasso.cu; active set: lasso_active_set.cu
     case EstimatorMethod::ols:
-    case EstimatorMethod::iv: return spec.correction != Correction::bh;
-    default: return false;
+    case EstimatorMethod::iv:
+    case EstimatorMethod::granger: return spec.correction != Correction::bh;  // BH ranks all p: the host
+    default: return false;  // granger_conditional: the host
   }
 }
 
@@ -194,6 +195,7 @@ void EstimationStage::run(const StageBuffers& b) const {
       double* run_first_stage_f = first_stage_f + block * b.networks;
       fill(run_flags, 0, b.networks * sizeof(uint32_t));  // the perturbation path below writes none
       const double* run_decided = nullptr;
+      const double* run_rank_key = nullptr;
       switch (spec.method) {
         case EstimatorMethod::correlation:
         case EstimatorMethod::perturbation: {
@@ -270,6 +272,27 @@ void EstimationStage::run(const StageBuffers& b) const {
             emulate_lasso_on_host(batch, executor_.shared_limit);
           break;
         }
+        case EstimatorMethod::granger: {
+          // V holds the decisions themselves (as run_estimator's granger V), so the decisions buffer
+          // is free to hold the key the AUC ranks by: 1 - p.
+          GrangerBatch batch;
+          batch.networks = networks;
+          batch.n = n_;
+          batch.k = k;
+          batch.grams = b.grams;
+          batch.level = spec.correction == Correction::bonferroni ? spec.level / (static_cast<double>(k) * k) : spec.level;
+          batch.inclusive = spec.correction != Correction::none;
+          batch.V = estimate;
+          batch.rank_key = decided;
+          batch.flags = run_flags;
+          if (executor_.on_device)
+            launch_granger(batch, executor_.stream);
+          else
+            emulate_granger_on_host(batch);
+          run_decided = estimate;
+          run_rank_key = decided;
+          break;
+        }
         default: throw std::logic_error("EstimationStage: estimator not computed on the GPU");
       }
       ScoreBatch batch;
@@ -279,6 +302,7 @@ void EstimationStage::run(const StageBuffers& b) const {
       batch.connectivity = b.connectivity;
       batch.V = estimate;
       batch.decided = run_decided;
+      batch.rank_key = run_rank_key;
       batch.threshold = run_decided ? -1.0 : magnitude_threshold(spec);
       batch.scores = scores + block * b.networks;
       batch.scratch = reinterpret_cast<double*>(b.workspace + l.score_scratch);

@@ -9,11 +9,11 @@
 #include <vector>
 
 #include <Eigen/Cholesky>
-#include <boost/math/distributions/chi_squared.hpp>
 #include <boost/math/distributions/fisher_f.hpp>
 #include <boost/math/distributions/students_t.hpp>
 
 #include "causalsweep/flags.hpp"
+#include "causalsweep/granger_test.hpp"
 #include "lasso.hpp"
 
 namespace causalsweep {
@@ -46,11 +46,6 @@ Estimate all_nan_tests(int k, uint32_t flags) {
 double student_two_sided(double t, double df) {
   if (!std::isfinite(t) || !(df > 0)) return nan;
   return 2.0 * boost::math::cdf(boost::math::complement(boost::math::students_t(df), std::abs(t)));
-}
-
-double chi2_1_upper(double statistic) {
-  if (!std::isfinite(statistic)) return nan;
-  return boost::math::cdf(boost::math::complement(boost::math::chi_squared(1.0), std::max(statistic, 0.0)));
 }
 
 double f_upper(double statistic, double df1, double df2) {
@@ -306,7 +301,8 @@ Estimate run_estimator(const EstimatorSpec& spec, const Gram& gram, const Gram* 
     case EstimatorMethod::iv: return two_stage_least_squares(gram, k, instrument_strength, p_values);
     case EstimatorMethod::granger:
     case EstimatorMethod::granger_conditional: {
-      Estimate e = spec.method == EstimatorMethod::granger ? granger(gram, k) : granger_conditional(gram, k);
+      Estimate e = spec.method == EstimatorMethod::granger ? granger(gram, k, p_values)
+                                                            : granger_conditional(gram, k, p_values);
       e.V = decisions(e.p_value, spec.level, spec.correction);
       return e;
     }
@@ -335,57 +331,42 @@ GrangerMoments granger_moments(const Gram& g, int k) {
   return mo;
 }
 
-// Fills entry (i, j) from the drop in RSS when x_j[t] joins the model (dropped: RSS_r - RSS_u):
-// LR = m ln(RSS_r / RSS_u) written as m log1p(dropped / RSS_u), which keeps small statistics exact.
-void fill_test(Estimate& e, int i, int j, double dropped, double rss_u, double m, double df) {
-  if (!(rss_u > 0) || !std::isfinite(dropped)) {
-    e.flags |= flag_singular;  // a perfect fit: the test statistic is undefined
-    return;
-  }
-  dropped = std::max(dropped, 0.0);
-  e.statistic(i, j) = m * std::log1p(dropped / rss_u);
-  e.p_value(i, j) = chi2_1_upper(e.statistic(i, j));
-  e.f_statistic(i, j) = dropped / (rss_u / df);
-  e.f_p_value(i, j) = f_upper(e.f_statistic(i, j), 1.0, df);
+// Fills entry (i, j) from a likelihood-ratio test (granger_test.hpp), and its F tail unless skipped.
+void fill_test(Estimate& e, int i, int j, const LikelihoodRatioTest& test, double df, PValues p_values) {
+  e.flags |= test.flags;
+  e.statistic(i, j) = test.statistic;
+  e.p_value(i, j) = test.p_value;
+  e.f_statistic(i, j) = test.f_statistic;
+  if (p_values == PValues::compute && std::isfinite(test.f_statistic))
+    e.f_p_value(i, j) = f_upper(test.f_statistic, 1.0, df);
 }
 
 }  // namespace
 
-Estimate granger(const Gram& gram, int k) {
+Estimate granger(const Gram& gram, int k, PValues p_values) {
   if (gram.transitions <= 3) return all_nan_tests(k, flag_too_few_samples);
-  const GrangerMoments mo = granger_moments(gram, k);
+  const double m = static_cast<double>(gram.transitions);
   Estimate e = all_nan_tests(k, 0);
-  e.residual_df = mo.m - 3;
-  for (int i = 0; i < k; ++i) {
-    if (!(mo.C(i, i) > 0) || !(mo.syy(i) > 0)) {
-      e.flags |= flag_constant_regressor;
-      continue;
-    }
-    // Diagonal: x_i[t] against the intercept alone (2 parameters).
-    const double own = mo.c(i, i) * mo.c(i, i) / mo.C(i, i);
-    fill_test(e, i, i, own, mo.syy(i) - own, mo.m, mo.m - 2);
-    const double rss_r = mo.syy(i) - own;
+  e.residual_df = m - 3;
+  // Every pair from the raw sums, as the GPU's Granger kernel computes it (granger_test.hpp).
+  const VectorXd x_sum = gram.x_sum(k), next_sum = gram.next_sum(k), next_sq = gram.next_sq(k);
+  const auto xx = gram.xx(k);
+  const auto x_next = gram.x_next(k);
+  for (int i = 0; i < k; ++i)
     for (int j = 0; j < k; ++j) {
-      if (j == i) continue;
-      if (!(mo.C(j, j) > 0)) {
-        e.flags |= flag_constant_regressor;
-        continue;
-      }
-      // Frisch-Waugh: x_j's part orthogonal to x_i explains the drop without forming RSS_u by subtraction.
-      const double residual_var = mo.C(j, j) - mo.C(i, j) * mo.C(i, j) / mo.C(i, i);
-      if (!(residual_var > 1e-13 * mo.C(j, j))) {
-        e.flags |= flag_singular;  // x_j[t] is (numerically) a multiple of x_i[t]
-        continue;
-      }
-      const double partial = mo.c(j, i) - mo.C(i, j) * mo.c(i, i) / mo.C(i, i);
-      const double dropped = partial * partial / residual_var;
-      fill_test(e, i, j, dropped, rss_r - dropped, mo.m, mo.m - 3);
+      const GrangerPairMoments mo{m,
+                                  centred(xx(i, i), x_sum(i), x_sum(i), m),
+                                  centred(xx(j, j), x_sum(j), x_sum(j), m),
+                                  centred(xx(i, j), x_sum(i), x_sum(j), m),
+                                  centred(x_next(i, i), x_sum(i), next_sum(i), m),
+                                  centred(x_next(j, i), x_sum(j), next_sum(i), m),
+                                  centred(next_sq(i), next_sum(i), next_sum(i), m)};
+      fill_test(e, i, j, granger_pair_test(mo, i == j), i == j ? m - 2 : m - 3, p_values);
     }
-  }
   return e;
 }
 
-Estimate granger_conditional(const Gram& gram, int k) {
+Estimate granger_conditional(const Gram& gram, int k, PValues p_values) {
   if (gram.transitions <= k + 1) return all_nan_tests(k, flag_too_few_samples);
   const GrangerMoments mo = granger_moments(gram, k);
   Eigen::LLT<MatrixXd> llt;
@@ -399,7 +380,8 @@ Estimate granger_conditional(const Gram& gram, int k) {
     const double rss_u = mo.syy(i) - B.col(i).dot(mo.c.col(i));
     // Dropping x_j raises the RSS by b_j^2 / (C^-1)_jj (the partitioned-inverse identity).
     for (int j = 0; j < k; ++j)
-      fill_test(e, i, j, B(j, i) * B(j, i) / inverse_diagonal(j), rss_u, mo.m, e.residual_df);
+      fill_test(e, i, j, likelihood_ratio_test(B(j, i) * B(j, i) / inverse_diagonal(j), rss_u, mo.m, e.residual_df),
+                e.residual_df, p_values);
   }
   return e;
 }

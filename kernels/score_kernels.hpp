@@ -5,8 +5,11 @@
 //
 //   - correlation: V(i, j) = pearson(x_i[t+1], x_j[t]) from a network's Gram, as host/estimators.cpp's
 //     correlation() (and perturbation(), which is the same on the even-transition Gram);
-//   - scores: corr_with_truth, the AUC of |V| (ties share their average rank), TPR and FPR of one run,
-//     as host/scores.cpp's score_run() for the estimators ranked by |V| (not granger).
+//   - granger: the bivariate lag-1 Granger tests of every observed pair from a network's Gram, as
+//     host/estimators.cpp's granger() (both call include/causalsweep/granger_test.hpp), decided at the
+//     run's level (corrections none and bonferroni);
+//   - scores: corr_with_truth, the AUC of |V| or of a given ranking key (granger: 1 - p), ties sharing
+//     their average rank, TPR and FPR of one run, as host/scores.cpp's score_run().
 // One CUDA block per network; both block programs also run on the host (emulate_..._on_host), so
 // machines without a GPU test the kernels' logic.
 #include <cuda_runtime.h>
@@ -29,6 +32,22 @@ void launch_correlation(const CorrelationBatch& batch, cudaStream_t stream);
 // The same block program on the host, one network after another. Host pointers.
 void emulate_correlation_on_host(const CorrelationBatch& batch);
 
+// The bivariate Granger tests of one run per network: V = the decisions, as run_estimator() gives
+// granger's V, and the key the AUC ranks by (score_run: 1 - p).
+struct GrangerBatch {
+  int networks = 0, n = 0, k = 0;
+  const double* grams = nullptr;  // [networks][gram_doubles(n)]
+  double level = 0.05;            // declare p < level (none), or p <= level (bonferroni: alpha / (k k))
+  bool inclusive = false;         // true for bonferroni, as decisions() (the family is k k: see below)
+  double* V = nullptr;            // [networks][k * k] out: 1 / 0, NaN where the test is undefined
+  double* rank_key = nullptr;     // [networks][k * k] out: 1 - p (NaN where p is)
+  uint32_t* flags = nullptr;      // [networks] out: the flags granger() sets
+};
+// Why a family of k*k is exact for bonferroni: the CPU's family is the number of defined tests. When
+// one is undefined, V holds a NaN and every score of the run is NaN whatever the others decide.
+void launch_granger(const GrangerBatch& batch, cudaStream_t stream);
+void emulate_granger_on_host(const GrangerBatch& batch);
+
 struct RunScore {
   double corr_with_truth, auc, tpr, fpr;  // NaN where undefined (tpr / fpr NaN without decisions)
   uint32_t flags;                          // the scores' own flags (the caller ORs in the estimator's)
@@ -40,6 +59,8 @@ struct ScoreBatch {
   const double* V = nullptr;             // [networks][k * k] the estimate, V(i, j) at i + j k
   const double* decided = nullptr;       // [networks][k * k] 1 / 0 / NaN decisions, or nullptr
   double threshold = -1;                 // used when decided is null: >= 0 decides |V| > threshold (NaN V -> NaN); < 0: no rule
+  const double* rank_key = nullptr;      // [networks][k * k] what the AUC ranks instead of |V| (granger: 1 - p), or
+                                         // nullptr; a non-finite key leaves the AUC NaN
   RunScore* scores = nullptr;            // [networks] out
   double* scratch = nullptr;             // [networks][score_scratch_doubles(k, shared_limit)] (unused when that is 0)
 };

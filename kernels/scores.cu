@@ -4,11 +4,15 @@
 //              each entry computed exactly as host/estimators.cpp's correlation_from_sums computes it
 //              (same operations in the same order: the results agree bit for bit), and the
 //              constant_regressor flag where an observed neuron's x[t] or x[t+1] never varied.
+// granger      block per network: every observed pair's bivariate lag-1 Granger test from the Gram's
+//              raw sums by include/causalsweep/granger_test.hpp (the code host/estimators.cpp's
+//              granger() runs), decided at the run's level; V = the decisions, and 1 - p for the AUC.
 // scores       block per run: host/scores.cpp's score_run for the estimators ranked by |V|:
 //                corr_with_truth  two-pass Pearson of the truth block against V over the k*k entries
-//                auc              Mann-Whitney AUC of |V| against truth != 0, ties sharing their
-//                                 average rank: |V| sorted (bitonic), each positive's tie group found
-//                                 by binary search, the positives' ranks summed
+//                auc              Mann-Whitney AUC of |V| (or of a given key: granger's 1 - p)
+//                                 against truth != 0, ties sharing their average rank: the keys
+//                                 sorted (bitonic), each positive's tie group found by binary
+//                                 search, the positives' ranks summed
 //                tpr, fpr         from the given decisions, or |V| > threshold
 //              and the flags score_run sets (constant_truth, constant_estimate, one_class).
 //
@@ -35,6 +39,7 @@
 
 #include "block_program.cuh"
 #include "causalsweep/flags.hpp"
+#include "causalsweep/granger_test.hpp"
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
 #include "score_kernels.hpp"
@@ -43,6 +48,7 @@ namespace causalsweep::cuda {
 namespace {
 
 constexpr int correlation_threads = 256;
+constexpr int granger_threads = 256;
 constexpr int score_threads = 256;  // a power of two: the reductions halve it
 constexpr int max_k = 32768;        // k * k and its power-of-two padding must fit an int
 constexpr double not_a_number = NAN;  // <cmath>'s constants: usable in device code too
@@ -63,7 +69,10 @@ struct GramSums {
 
   __host__ __device__ double transitions() const { return ww[0]; }                              // ww(0, 0)
   __host__ __device__ double x_sum(int j) const { return ww[static_cast<size_t>(1 + n + j) * p]; }  // ww(0, x_j)
-  __host__ __device__ double x_sq(int j) const { return ww[(1 + n + j) + static_cast<size_t>(1 + n + j) * p]; }
+  __host__ __device__ double x_cross(int i, int j) const {  // ww(x_i, x_j)
+    return ww[(1 + n + i) + static_cast<size_t>(1 + n + j) * p];
+  }
+  __host__ __device__ double x_sq(int j) const { return x_cross(j, j); }
   __host__ __device__ double next_sum(int i) const { return wu[static_cast<size_t>(i) * p]; }  // wu(0, next_i)
   __host__ __device__ double next_sq(int i) const { return uu[i]; }
   __host__ __device__ double x_next(int j, int i) const { return wu[(1 + n + j) + static_cast<size_t>(i) * p]; }
@@ -106,13 +115,63 @@ __global__ void __launch_bounds__(correlation_threads) correlation_kernel(const 
   correlation_block(block, batch, static_cast<int>(blockIdx.x));
 }
 
+// ---- granger ----------------------------------------------------------------------------------
+
+// One network: threads own strided entries (i fastest: writes coalesce), each an O(1) test from eight
+// raw sums; each thread's flags go to `partial_flags`, which thread 0 ORs once all are written.
+#pragma nv_exec_check_disable
+template <class Block>
+__host__ __device__ void granger_block(Block& block, const GrangerBatch& batch, int network, uint32_t* partial_flags) {
+  const int n = batch.n, k = batch.k;
+  const GramSums g(batch.grams + static_cast<size_t>(network) * gram_doubles(n), n);
+  double* V = batch.V + static_cast<size_t>(network) * k * k;
+  double* rank_key = batch.rank_key + static_cast<size_t>(network) * k * k;
+  const double m = g.transitions();
+  const bool too_few = !(m > 3);  // granger(): transitions <= 3 leaves every test undefined
+  block.parallel([&](int tid, int threads) {
+    uint32_t flags = too_few ? flag_too_few_samples : flag_none;
+    for (int e = tid; e < k * k; e += threads) {
+      const int i = e % k, j = e / k;  // target i, regressor j
+      if (too_few) {
+        V[e] = rank_key[e] = not_a_number;
+        continue;
+      }
+      const GrangerPairMoments mo{m,
+                                  centred(g.x_sq(i), g.x_sum(i), g.x_sum(i), m),
+                                  centred(g.x_sq(j), g.x_sum(j), g.x_sum(j), m),
+                                  centred(g.x_cross(i, j), g.x_sum(i), g.x_sum(j), m),
+                                  centred(g.x_next(i, i), g.x_sum(i), g.next_sum(i), m),
+                                  centred(g.x_next(j, i), g.x_sum(j), g.next_sum(i), m),
+                                  centred(g.next_sq(i), g.next_sum(i), g.next_sum(i), m)};
+      const LikelihoodRatioTest test = granger_pair_test(mo, i == j);
+      flags |= test.flags;
+      const double p = test.p_value;
+      V[e] = isnan(p) ? not_a_number : ((batch.inclusive ? p <= batch.level : p < batch.level) ? 1.0 : 0.0);
+      rank_key[e] = 1.0 - p;
+    }
+    partial_flags[tid] = flags;
+  });
+  block.parallel([&](int tid, int threads) {
+    if (tid != 0) return;
+    uint32_t flags = flag_none;
+    for (int t = 0; t < threads; ++t) flags |= partial_flags[t];
+    batch.flags[network] = flags;
+  });
+}
+
+__global__ void __launch_bounds__(granger_threads) granger_kernel(const GrangerBatch batch) {
+  __shared__ uint32_t partial_flags[granger_threads];
+  DeviceBlock block;
+  granger_block(block, batch, static_cast<int>(blockIdx.x), partial_flags);
+}
+
 // ---- scores: memory ---------------------------------------------------------------------------
 
 // Per-thread partial sums, one row of score_threads doubles per quantity. The first pass fills all
 // rows; the second pass (Pearson) reuses the first three, the AUC's rank sum the first.
 enum Row : int {
   sum_truth, sum_estimate, nonfinite_estimates, positives, truth_changes, estimate_changes,
-  true_positives, false_positives, nonfinite_decisions, first_pass_rows
+  true_positives, false_positives, nonfinite_decisions, nonfinite_keys, first_pass_rows
 };
 enum SecondPassRow : int { covariance = 0, variation_truth = 1, variation_estimate = 2, second_pass_rows = 3 };
 constexpr int rank_sum = 0;
@@ -234,18 +293,21 @@ __host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size
   const ScoreMemory memory = carve_scores(batch, scratch_doubles, network, shared);
   double* rows = memory.rows;
   auto truth = [&](int e) { return A[e % k + static_cast<size_t>(e / k) * n]; };  // A(i, j), e = i + j k
+  const double* key = batch.rank_key ? batch.rank_key + offset : nullptr;
+  auto ranked = [&](int e) { return key ? key[e] : fabs(V[e]); };  // what the AUC ranks
 
   // First pass: sums, counts and comparisons with entry 0 (for "constant"), and the decisions.
   block.parallel([&](int tid, int threads) {
     const double truth_0 = truth(0), estimate_0 = V[0];
     double truth_total = 0, estimate_total = 0, nonfinite = 0, connected_count = 0, truth_changed = 0,
-           estimate_changed = 0, tp = 0, fp = 0, undecided = 0;
+           estimate_changed = 0, tp = 0, fp = 0, undecided = 0, nonfinite_key = 0;
     for (int e = tid; e < count; e += threads) {
       const double a = truth(e), v = V[e];
       const bool connected = a != 0.0;
       truth_total += a;
       estimate_total += v;
       nonfinite += isfinite(v) ? 0 : 1;
+      if (key) nonfinite_key += isfinite(key[e]) ? 0 : 1;
       connected_count += connected ? 1 : 0;
       truth_changed += a != truth_0 ? 1 : 0;
       estimate_changed += v != estimate_0 ? 1 : 0;
@@ -268,6 +330,7 @@ __host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size
     row(rows, true_positives, tid) = tp;
     row(rows, false_positives, tid) = fp;
     row(rows, nonfinite_decisions, tid) = undecided;
+    row(rows, nonfinite_keys, tid) = nonfinite_key;
   });
   reduce_rows(block, rows, first_pass_rows);
 
@@ -279,6 +342,7 @@ __host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size
   const double connections = row(rows, positives, 0), non_connections = count - connections;
   const double tp = row(rows, true_positives, 0), fp = row(rows, false_positives, 0);
   const bool decisions_finite = row(rows, nonfinite_decisions, 0) == 0;
+  const bool keys_finite = row(rows, nonfinite_keys, 0) == 0;  // score_run: a NaN p leaves granger's AUC NaN
 
   // Pearson, second pass: the centred products and squares (count < 2 is NaN, as the CPU's).
   double corr = not_a_number;
@@ -306,23 +370,24 @@ __host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size
     if (var_truth > 0 && var_estimate > 0) corr = row(rows, covariance, 0) / sqrt(var_truth * var_estimate);
   }
 
-  // AUC: sort |V| (padded with +inf, which no finite |V| equals), then each positive's average rank
-  // 1 + (first + last) / 2 of its tie group [first, end) = 0.5 (first + 1 + end), summed.
+  // AUC: sort the keys (|V| or the given ones; padded with +inf, which no finite key equals), then
+  // each positive's average rank 1 + (first + last) / 2 of its tie group [first, end) = 0.5 (first +
+  // 1 + end), summed.
   double auc = not_a_number;
-  if (finite && connections > 0 && non_connections > 0) {
+  if (finite && keys_finite && connections > 0 && non_connections > 0) {
     const int length = sort_length(k);
     double* sorted = memory.sorted;
     block.parallel([&](int tid, int threads) {
       for (int e = tid; e < length; e += threads)
-        sorted[e] = e < count ? fabs(V[e]) : infinity;
+        sorted[e] = e < count ? ranked(e) : infinity;
     });
     bitonic_sort(block, sorted, length);
     block.parallel([&](int tid, int threads) {
       double ranks = 0;
       for (int e = tid; e < count; e += threads) {
         if (truth(e) == 0.0) continue;
-        const double magnitude = fabs(V[e]);
-        const int first = search(sorted, count, magnitude, false), end = search(sorted, count, magnitude, true);
+        const double value = ranked(e);
+        const int first = search(sorted, count, value, false), end = search(sorted, count, value, true);
         ranks += 0.5 * static_cast<double>(first + 1 + end);
       }
       row(rows, rank_sum, tid) = ranks;
@@ -343,7 +408,7 @@ __host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size
     if (finite) {
       if (isnan(corr) && constant_truth) s.flags |= flag_constant_truth;
       if (isnan(corr) && constant_estimate) s.flags |= flag_constant_estimate;
-      if (isnan(auc)) s.flags |= flag_one_class;
+      if (connections == 0 || non_connections == 0) s.flags |= flag_one_class;  // not for a NaN key
     }
     if (has_decisions && decisions_finite) {
       if (connections > 0) s.tpr = tp / connections;
@@ -379,6 +444,22 @@ void emulate_correlation_on_host(const CorrelationBatch& batch) {
   check_k(batch.k, "emulate_correlation_on_host");
   HostBlock block{correlation_threads};
   for (int network = 0; network < batch.networks; ++network) correlation_block(block, batch, network);
+}
+
+// ---- granger: entry points ----------------------------------------------------------------------
+
+void launch_granger(const GrangerBatch& batch, cudaStream_t stream) {
+  if (batch.networks <= 0) return;
+  check_k(batch.k, "launch_granger");
+  granger_kernel<<<batch.networks, granger_threads, 0, stream>>>(batch);
+  CS_CUDA_CHECK(cudaGetLastError());
+}
+
+void emulate_granger_on_host(const GrangerBatch& batch) {
+  check_k(batch.k, "emulate_granger_on_host");
+  HostBlock block{granger_threads};
+  std::vector<uint32_t> partial_flags(granger_threads, 0xdeadbeefu);  // poisoned: each thread must write its own
+  for (int network = 0; network < batch.networks; ++network) granger_block(block, batch, network, partial_flags.data());
 }
 
 // ---- scores: entry points -----------------------------------------------------------------------

@@ -145,7 +145,11 @@ perturb = true
 list = [3, 11]
 [estimators]
 use = ["correlation", "perturbation", "ols", "ols_icpt", "iv", "iv_bonferroni", "lasso", "correlation_threshold",
-       "lasso_active_set", "lasso_active_set_icpt"]
+       "lasso_active_set", "lasso_active_set_icpt", "granger", "granger_bonferroni"]
+[estimators.granger_bonferroni]
+method = "granger"
+correction = "bonferroni"
+alpha = 0.2
 [estimators.ols_icpt]
 method = "ols"
 intercept = true
@@ -168,7 +172,7 @@ alpha = 0.003
                            1e-9);
 }
 
-// Host estimators beside GPU ones (Granger, BH) come from host_run, in order.
+// Host estimators beside GPU ones (conditional Granger, BH) come from host_run, in order.
 TEST(CudaStage, HostEstimatorsInterleaveInOrder) {
   expect_stage_matches_cpu(R"(
 [model]
@@ -179,9 +183,12 @@ observed_ratio = [1.0, 0.6]
 [seeds]
 list = [5]
 [estimators]
-use = ["granger", "ols", "lasso", "ols_bh", "correlation"]
+use = ["granger_conditional", "ols", "lasso", "ols_bh", "granger", "granger_bh", "correlation"]
 [estimators.ols_bh]
 method = "ols"
+correction = "bh"
+[estimators.granger_bh]
+method = "granger"
 correction = "bh"
 )",
                            1e-9);
@@ -200,7 +207,7 @@ observed_ratio = [1.0, 0.1]
 [seeds]
 list = [1, 2]
 [estimators]
-use = ["correlation", "ols", "iv", "lasso"]
+use = ["correlation", "ols", "iv", "lasso", "granger"]
 [estimators.lasso]
 solver = "cyclic"
 )",
@@ -223,7 +230,7 @@ TEST(CudaStage, RefusesAGridWithoutGpuEstimators) {
 n_neurons = 6
 timesteps = 50
 [estimators]
-use = ["granger"]
+use = ["granger_conditional"]
 )", "<test>"));
   EXPECT_FALSE(cuda::has_gpu_estimators(grid));
   EXPECT_THROW(cuda::EstimationStage(grid, 6, false, cuda::Executor{}), std::logic_error);
@@ -251,6 +258,14 @@ TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
   EXPECT_TRUE(cuda::estimable_on_gpu(spec, 2000));
   EXPECT_FALSE(cuda::estimable_on_gpu(spec, 2001));
   spec.method = cs::EstimatorMethod::granger;
+  spec.correction = cs::Correction::none;
+  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
+  spec.correction = cs::Correction::bonferroni;
+  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
+  spec.correction = cs::Correction::bh;
+  EXPECT_FALSE(cuda::estimable_on_gpu(spec));
+  spec.method = cs::EstimatorMethod::granger_conditional;
+  spec.correction = cs::Correction::none;
   EXPECT_FALSE(cuda::estimable_on_gpu(spec));
 }
 

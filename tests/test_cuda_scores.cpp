@@ -1,10 +1,11 @@
 // The GPU correlation estimator and per-run scores (kernels/scores.cu) against the CPU's.
 //
 //   CudaScoresHost.*    without a GPU: the kernels' block programs run by the host emulator against
-//                       correlation() / perturbation() (host/estimators.cpp) on Grams of simulated and
-//                       degenerate networks, and against score_run() (host/scores.cpp) on random
-//                       truths and estimates: ties, NaN, one class, decisions given or by threshold,
-//                       k = 1 .. 200 (sort buffer in shared memory and in global scratch)
+//                       correlation() / perturbation() / granger() (host/estimators.cpp) on Grams of
+//                       simulated and degenerate networks, and against score_run() (host/scores.cpp)
+//                       on random truths and estimates: ties, NaN, one class, decisions given or by
+//                       threshold, AUC of |V| or of granger's 1 - p, k = 1 .. 200 (sort buffer in
+//                       shared memory and in global scratch)
 //   CudaScoresDevice.*  on a GPU (skipped without one): the real launches against the same references
 #include <gtest/gtest.h>
 
@@ -113,18 +114,21 @@ cs::NetworkGrams simulated_grams(uint64_t seed, int n, int timesteps, double eta
   return cs::simulate_network(task, A, f);
 }
 
+// Simulated networks for the estimator kernels: sizes, lengths, both nonlinearities (sigmoid and the
+// linear VAR model) and the observed k of each.
+struct SimulatedCase {
+  int n, timesteps;
+  cs::Nonlinearity f;
+  std::vector<int> ks;
+};
+const std::vector<SimulatedCase> simulated_cases = {{1, 500, cs::Nonlinearity::sigmoid, {1}},
+                                                    {12, 2000, cs::Nonlinearity::sigmoid, {12, 5, 2, 1}},
+                                                    {40, 3000, cs::Nonlinearity::identity, {40, 17}},
+                                                    {70, 1500, cs::Nonlinearity::sigmoid, {70, 33}}};
+
 TEST(CudaScoresHost, CorrelationOfSimulatedNetworksMatchesCpu) {
-  struct Case {
-    int n, timesteps;
-    cs::Nonlinearity f;
-    std::vector<int> ks;
-  };
-  const std::vector<Case> cases = {{1, 500, cs::Nonlinearity::sigmoid, {1}},
-                                   {12, 2000, cs::Nonlinearity::sigmoid, {12, 5, 2, 1}},
-                                   {40, 3000, cs::Nonlinearity::identity, {40, 17}},
-                                   {70, 1500, cs::Nonlinearity::sigmoid, {70, 33}}};
   double largest = 0;
-  for (const Case& c : cases) {
+  for (const SimulatedCase& c : simulated_cases) {
     std::vector<cs::Gram> grams;
     for (uint64_t seed : {3, 11, 12}) grams.push_back(simulated_grams(seed, c.n, c.timesteps, 2.0, false, c.f).all);
     for (int k : c.ks)
@@ -191,11 +195,140 @@ TEST(CudaScoresHost, CorrelationOfDegenerateGramsMatchesCpu) {
   expect_correlation_matches(empty, n, "no transitions");
 }
 
+// ---- granger ------------------------------------------------------------------------------------
+
+// What a Granger comparison saw, so tests can check they reached every kind of result.
+struct GrangerSeen {
+  int declared = 0, not_declared = 0, undefined = 0;
+  uint32_t flags = 0;
+};
+
+// Poisoned outputs (not NaN: a NaN the kernel forgets would pass) for a batch of Grams.
+struct GrangerArrays {
+  std::vector<double> grams, V, rank_key;
+  std::vector<uint32_t> flags;
+  GrangerArrays(const std::vector<cs::Gram>& g, int k) {
+    for (const cs::Gram& gram : g) {
+      const std::vector<double> b = pack_gram(gram);
+      grams.insert(grams.end(), b.begin(), b.end());
+    }
+    V.assign(g.size() * k * k, -7.0);
+    rank_key.assign(g.size() * k * k, -7.0);
+    flags.assign(g.size(), 0xdeadbeefu);
+  }
+};
+
+cuda::GrangerBatch granger_batch(int networks, int n, int k, const cs::EstimatorSpec& spec) {
+  cuda::GrangerBatch batch;
+  batch.networks = networks;
+  batch.n = n;
+  batch.k = k;
+  batch.level = spec.correction == cs::Correction::bonferroni ? spec.level / (static_cast<double>(k) * k) : spec.level;
+  batch.inclusive = spec.correction != cs::Correction::none;
+  return batch;
+}
+
+// The kernel's V (decisions), 1 - p and flags against run_estimator's granger on each Gram (the CPU
+// sweep's path): decisions and flags exactly, the key to 1e-12 (both sides run granger_test.hpp's
+// code; only the compilers' contraction of multiply-adds may differ).
+void expect_granger_matches(const std::vector<cs::Gram>& grams, int k, const cs::EstimatorSpec& spec,
+                            const GrangerArrays& got, const std::string& what, GrangerSeen& seen) {
+  for (size_t net = 0; net < grams.size(); ++net) {
+    const cs::Estimate cpu = cs::run_estimator(spec, grams[net], nullptr, k, 0.0, cs::PValues::skip);
+    EXPECT_EQ(got.flags[net], cpu.flags) << what << " network " << net << ": " << cs::flags_to_string(got.flags[net])
+                                         << ", CPU " << cs::flags_to_string(cpu.flags);
+    seen.flags |= cpu.flags;
+    int bad = 0;
+    double largest = 0;
+    for (int j = 0; j < k; ++j)
+      for (int i = 0; i < k; ++i) {
+        const size_t at = net * k * k + i + static_cast<size_t>(j) * k;
+        const double v = got.V[at], key = got.rank_key[at], want_key = 1.0 - cpu.p_value(i, j);
+        const bool v_ok = std::isnan(cpu.V(i, j)) ? std::isnan(v) : v == cpu.V(i, j);
+        if ((!v_ok || !same(key, want_key, largest)) && ++bad <= 5)
+          ADD_FAILURE() << what << " network " << net << " (" << i << ", " << j << "): V " << v << " key " << key
+                        << ", CPU " << cpu.V(i, j) << " " << want_key;
+        seen.undefined += std::isnan(cpu.V(i, j));
+        seen.declared += cpu.V(i, j) == 1.0;
+        seen.not_declared += cpu.V(i, j) == 0.0;
+      }
+    EXPECT_EQ(bad, 0) << what << " network " << net;
+  }
+}
+
+void emulate_and_compare_granger(const std::vector<cs::Gram>& grams, int k, const cs::EstimatorSpec& spec,
+                                 const std::string& what, GrangerSeen& seen) {
+  GrangerArrays arrays(grams, k);
+  cuda::GrangerBatch batch = granger_batch(static_cast<int>(grams.size()), grams.front().n, k, spec);
+  batch.grams = arrays.grams.data();
+  batch.V = arrays.V.data();
+  batch.rank_key = arrays.rank_key.data();
+  batch.flags = arrays.flags.data();
+  cuda::emulate_granger_on_host(batch);
+  expect_granger_matches(grams, k, spec, arrays, what, seen);
+}
+
+cs::EstimatorSpec granger_spec(cs::Correction correction, double level) {
+  cs::EstimatorSpec spec;
+  spec.method = cs::EstimatorMethod::granger;
+  spec.correction = correction;
+  spec.level = level;
+  return spec;
+}
+
+// Simulated networks (eta = 0.5), every observed k, both corrections the GPU decides; the decisions
+// must include both outcomes, so a wrong comparison cannot pass.
+TEST(CudaScoresHost, GrangerOfSimulatedNetworksMatchesCpu) {
+  GrangerSeen seen;
+  for (const SimulatedCase& c : simulated_cases) {
+    std::vector<cs::Gram> grams;
+    for (uint64_t seed : {3, 11, 12}) grams.push_back(simulated_grams(seed, c.n, c.timesteps, 0.5, false, c.f).all);
+    for (int k : c.ks)
+      for (const auto& [correction, level] : {std::pair{cs::Correction::none, 0.05}, std::pair{cs::Correction::bonferroni, 0.05},
+                                              std::pair{cs::Correction::none, 0.3}})
+        emulate_and_compare_granger(grams, k, granger_spec(correction, level),
+                                    "n " + std::to_string(c.n) + " k " + std::to_string(k) + " level " + std::to_string(level),
+                                    seen);
+  }
+  EXPECT_GT(seen.declared, 0);
+  EXPECT_GT(seen.not_declared, 0);
+}
+
+// Degenerate Grams: a neuron that never varies (constant_regressor), two neurons that move together
+// (x_j a multiple of x_i: singular), too few transitions (m = 3) and none at all.
+TEST(CudaScoresHost, GrangerOfDegenerateGramsMatchesCpu) {
+  const int n = 5, T = 300;
+  std::mt19937_64 rng(8);
+  std::uniform_real_distribution<double> unit(0.05, 0.95);
+  auto gram = [&](int timesteps, int constant_neuron, bool collinear) {
+    Eigen::MatrixXd X(n, timesteps);
+    for (int t = 0; t < timesteps; ++t)
+      for (int i = 0; i < n; ++i) X(i, t) = i == constant_neuron ? 0.3 : unit(rng);
+    if (collinear) X.row(4) = 0.5 * X.row(1);
+    return cs::gram_from_trajectories(X, Eigen::MatrixXd());
+  };
+  const std::vector<cs::Gram> grams = {gram(T, 2, false), gram(T, 0, false), gram(T, -1, true), gram(T, -1, false)};
+  GrangerSeen seen;
+  for (int k : {5, 3, 1}) emulate_and_compare_granger(grams, k, granger_spec(cs::Correction::none, 0.05),
+                                                      "degenerate k " + std::to_string(k), seen);
+  EXPECT_NE(seen.flags & cs::flag_constant_regressor, 0u);
+  EXPECT_NE(seen.flags & cs::flag_singular, 0u);
+  EXPECT_GT(seen.undefined, 0);
+  EXPECT_GT(seen.declared + seen.not_declared, 0);
+
+  GrangerSeen few;
+  const std::vector<cs::Gram> short_grams = {gram(4, -1, false), gram(1, -1, false)};  // m = 3, m = 0
+  emulate_and_compare_granger(short_grams, n, granger_spec(cs::Correction::bonferroni, 0.05), "too few", few);
+  EXPECT_EQ(few.flags, static_cast<uint32_t>(cs::flag_too_few_samples));
+  EXPECT_EQ(few.undefined, 2 * n * n);
+}
+
 // ---- scores -------------------------------------------------------------------------------------
 
 enum class Truth { generated, random_sparse, empty, all_connected, constant };
 enum class Values { continuous, quantised, sign_ties, all_equal, all_zero, one_nan, one_inf };
-enum class Rule { none, threshold_zero, threshold_positive, threshold_negative, given, given_with_nan };
+// granger: decisions given and the AUC ranked by 1 - p, from p-values the case's Values shape.
+enum class Rule { none, threshold_zero, threshold_positive, threshold_negative, given, given_with_nan, granger };
 
 const char* name(Truth t) {
   static const char* names[] = {"generated", "random_sparse", "empty", "all_connected", "constant"};
@@ -206,7 +339,7 @@ const char* name(Values v) {
   return names[static_cast<int>(v)];
 }
 const char* name(Rule r) {
-  static const char* names[] = {"none", "threshold_0", "threshold_0.3", "threshold_-1", "given", "given_with_nan"};
+  static const char* names[] = {"none", "threshold_0", "threshold_0.3", "threshold_-1", "given", "given_with_nan", "granger"};
   return names[static_cast<int>(r)];
 }
 
@@ -293,6 +426,18 @@ ScoreInput make_input(const ScoreCase& c, int network) {
       if (c.rule == Rule::given_with_nan) in.estimate.p_value(in.estimate.p_value.size() / 2) = not_a_number;
       break;
     }
+    case Rule::granger: {
+      // p = exp(-4 |V|), small where connected, shaped by the case's Values: ties (quantised: p = 0
+      // and 1 among them), a NaN test, an infinite p (V stays finite, the AUC does not); V = the decisions.
+      in.spec.method = cs::EstimatorMethod::granger;
+      in.spec.level = 0.1;
+      Eigen::MatrixXd& p = in.estimate.p_value;
+      p = in.estimate.V.unaryExpr([](double v) { return std::isfinite(v) ? std::exp(-4.0 * std::abs(v)) : v; });
+      if (c.values == Values::one_inf) p = p.unaryExpr([](double v) { return std::isinf(v) ? HUGE_VAL : v; });
+      if (c.values == Values::quantised) p = (p * 4).array().round() / 4;
+      in.estimate.V = cs::decisions(p, in.spec.level, in.spec.correction);
+      break;
+    }
   }
   return in;
 }
@@ -303,12 +448,12 @@ double effective_threshold(const cs::EstimatorSpec& spec) {
   return spec.method == cs::EstimatorMethod::lasso ? 0.0 : -1.0;
 }
 
-bool decisions_given(Rule rule) { return rule == Rule::given || rule == Rule::given_with_nan; }
+bool decisions_given(Rule rule) { return rule == Rule::given || rule == Rule::given_with_nan || rule == Rule::granger; }
 
 // Host arrays of one batch of a case, outputs poisoned.
 struct ScoreArrays {
   std::vector<ScoreInput> inputs;
-  std::vector<double> connectivity, V, decided;
+  std::vector<double> connectivity, V, decided, rank_key;
   std::vector<cuda::RunScore> scores;
 
   explicit ScoreArrays(const ScoreCase& c) {
@@ -322,6 +467,8 @@ struct ScoreArrays {
         EXPECT_EQ(d.size(), in.estimate.V.size());
         decided.insert(decided.end(), d.data(), d.data() + d.size());
       }
+      if (c.rule == Rule::granger)
+        for (Eigen::Index e = 0; e < in.estimate.p_value.size(); ++e) rank_key.push_back(1.0 - in.estimate.p_value(e));
     }
     const cuda::RunScore poison{-9.0, -9.0, -9.0, -9.0, 0xdeadbeefu, -1};
     scores.assign(static_cast<size_t>(c.networks), poison);
@@ -336,6 +483,7 @@ struct ScoreArrays {
     b.V = V.data();
     b.decided = decided.empty() ? nullptr : decided.data();
     b.threshold = decided.empty() ? effective_threshold(inputs.front().spec) : -1.0;
+    b.rank_key = rank_key.empty() ? nullptr : rank_key.data();
     b.scores = scores.data();
     return b;
   }
@@ -404,7 +552,7 @@ TEST(CudaScoresHost, EdgeCasesMatchScoreRun) {
   const Values values[] = {Values::continuous, Values::quantised, Values::sign_ties, Values::all_equal,
                            Values::all_zero,   Values::one_nan,   Values::one_inf};
   const Rule rules[] = {Rule::none,          Rule::threshold_zero, Rule::threshold_positive,
-                        Rule::threshold_negative, Rule::given,    Rule::given_with_nan};
+                        Rule::threshold_negative, Rule::given,    Rule::given_with_nan, Rule::granger};
   Gaps gaps;
   Seen seen;
   uint64_t seed = 1;
@@ -455,7 +603,7 @@ TEST(CudaScoresHost, SizesAndGlobalScratchMatchScoreRun) {
   for (const auto& [k, limit] : {std::pair{100, h100_shared_limit}, std::pair{200, h100_shared_limit},
                                  std::pair{10, size_t{0}}, std::pair{100, size_t{48 * 1024}}})
     for (Values v : {Values::continuous, Values::quantised})
-      for (Rule r : {Rule::threshold_positive, Rule::given_with_nan, Rule::none})
+      for (Rule r : {Rule::threshold_positive, Rule::given_with_nan, Rule::none, Rule::granger})
         gaps.merge(run_host_case({k + 5, k, 2, Truth::generated, v, r, seed++}, limit));
   print_gaps("k 10 .. 200", gaps);
 
@@ -558,6 +706,36 @@ TEST(CudaScoresDevice, CorrelationKernelMatchesCpu) {
   }
 }
 
+// The real launch against granger() on simulated networks (device erfc / log1p: the key to 1e-12).
+TEST(CudaScoresDevice, GrangerKernelMatchesCpu) {
+  const auto gpus = causalsweep::query_cuda_devices();
+  if (gpus.count == 0) GTEST_SKIP() << "no CUDA device: " << gpus.description;
+  CS_CUDA_CHECK(cudaSetDevice(0));
+  GrangerSeen seen;
+  for (const auto& [n, k, correction] : {std::tuple{12, 12, cs::Correction::none}, std::tuple{40, 17, cs::Correction::bonferroni},
+                                         std::tuple{100, 100, cs::Correction::none}}) {
+    std::vector<cs::Gram> grams;
+    for (uint64_t seed : {3, 4, 5}) grams.push_back(simulated_grams(seed, n, 2001, 0.5, false).all);
+    const cs::EstimatorSpec spec = granger_spec(correction, 0.05);
+    GrangerArrays arrays(grams, k);
+    DeviceArray<double> d_grams(arrays.grams), d_V(arrays.V), d_key(arrays.rank_key);
+    DeviceArray<uint32_t> d_flags(arrays.flags);
+    cuda::GrangerBatch batch = granger_batch(static_cast<int>(grams.size()), n, k, spec);
+    batch.grams = d_grams.data;
+    batch.V = d_V.data;
+    batch.rank_key = d_key.data;
+    batch.flags = d_flags.data;
+    cuda::launch_granger(batch, nullptr);
+    CS_CUDA_CHECK(cudaDeviceSynchronize());
+    arrays.V = d_V.download(arrays.V.size());
+    arrays.rank_key = d_key.download(arrays.rank_key.size());
+    arrays.flags = d_flags.download(arrays.flags.size());
+    expect_granger_matches(grams, k, spec, arrays, "device n " + std::to_string(n) + " k " + std::to_string(k), seen);
+  }
+  EXPECT_GT(seen.declared, 0);
+  EXPECT_GT(seen.not_declared, 0);
+}
+
 TEST(CudaScoresDevice, ScoreKernelMatchesScoreRun) {
   const auto gpus = causalsweep::query_cuda_devices();
   if (gpus.count == 0) GTEST_SKIP() << "no CUDA device: " << gpus.description;
@@ -575,10 +753,14 @@ TEST(CudaScoresDevice, ScoreKernelMatchesScoreRun) {
       {105, 100, 16, Truth::generated, Values::quantised, Rule::threshold_positive, seed++},
       {200, 200, 6, Truth::generated, Values::continuous, Rule::given, seed++},  // global scratch
       {210, 200, 6, Truth::random_sparse, Values::quantised, Rule::none, seed++},
+      {12, 10, 16, Truth::generated, Values::quantised, Rule::granger, seed++},  // 1 - p ties
+      {12, 10, 16, Truth::random_sparse, Values::one_inf, Rule::granger, seed++},
+      {105, 100, 6, Truth::generated, Values::continuous, Rule::granger, seed++},
   };
   for (const ScoreCase& c : cases) {
     ScoreArrays arrays(c);
-    DeviceArray<double> d_connectivity(arrays.connectivity), d_V(arrays.V), d_decided(arrays.decided);
+    DeviceArray<double> d_connectivity(arrays.connectivity), d_V(arrays.V), d_decided(arrays.decided),
+        d_key(arrays.rank_key);
     DeviceArray<cuda::RunScore> d_scores(arrays.scores);  // poisoned
     const size_t scratch = cuda::score_scratch_doubles(c.k, limit);
     DeviceArray<double> d_scratch(static_cast<size_t>(c.networks) * scratch);
@@ -586,6 +768,7 @@ TEST(CudaScoresDevice, ScoreKernelMatchesScoreRun) {
     batch.connectivity = d_connectivity.data;
     batch.V = d_V.data;
     batch.decided = arrays.decided.empty() ? nullptr : d_decided.data;
+    batch.rank_key = arrays.rank_key.empty() ? nullptr : d_key.data;
     batch.scores = d_scores.data;
     batch.scratch = d_scratch.data;
     cuda::launch_scores(batch, limit, nullptr);
