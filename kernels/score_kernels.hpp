@@ -65,7 +65,7 @@ struct ScoreBatch {
   double* scratch = nullptr;             // [networks][score_scratch_doubles(k, shared_limit)] (unused when that is 0)
 };
 // Global scratch per network (doubles): 0 when the AUC's sort buffer (k * k rounded up to a power
-// of two) fits in `shared_limit_bytes` of shared memory next to the reduction rows (18 KiB, always in
+// of two) fits in `shared_limit_bytes` of shared memory next to the reduction rows (20 KiB, always in
 // shared memory), else that buffer. At the H100 limit: k <= 128 in shared memory; k = 500 takes 2 MiB.
 size_t score_scratch_doubles(int k, size_t shared_limit_bytes);
 // Launches one block per network on `stream` (asynchronous; launch errors throw). Device pointers;

@@ -27,7 +27,7 @@
 // change the answer's kind: the mean of a constant sequence is taken sequentially, as the CPU takes
 // it, so a constant truth or estimate is NaN-and-flagged (or not) exactly where the CPU says so.
 //
-// Memory and limits: 256 threads per block; the reduction rows (9 x 256 doubles) in shared memory;
+// Memory and limits: 256 threads per block; the reduction rows (10 x 256 doubles) in shared memory;
 // the sort buffer (k*k padded to a power of two) in shared memory when it fits (k <= 128 at the
 // H100's 227 KiB), else in the run's global scratch (every pass then goes through L2 / HBM). k <= 32768.
 #include <algorithm>
@@ -171,14 +171,18 @@ __global__ void __launch_bounds__(granger_threads) granger_kernel(const GrangerB
 // rows; the second pass (Pearson) reuses the first three, the AUC's rank sum the first.
 enum Row : int {
   sum_truth, sum_estimate, nonfinite_estimates, positives, truth_changes, estimate_changes,
-  true_positives, false_positives, nonfinite_decisions, nonfinite_keys, first_pass_rows
+  true_positives, false_positives, nonfinite_decisions, first_pass_rows
 };
+// The given keys' non-finite count: a row of its own, so its pass needs no barrier after the first
+// pass's totals are read (and one more accumulator in the first pass would spill registers).
+constexpr int key_row = first_pass_rows;
+constexpr int row_count = first_pass_rows + 1;
 enum SecondPassRow : int { covariance = 0, variation_truth = 1, variation_estimate = 2, second_pass_rows = 3 };
 constexpr int rank_sum = 0;
 constexpr int block_values = 2;  // the two means, written by thread 0 for every thread to read
 
 __host__ __device__ inline size_t reduction_doubles() {
-  return static_cast<size_t>(first_pass_rows) * score_threads + block_values;
+  return static_cast<size_t>(row_count) * score_threads + block_values;
 }
 
 // k * k rounded up to a power of two: the bitonic sort's length.
@@ -200,7 +204,7 @@ size_t score_shared_bytes(int k, size_t shared_limit_bytes) {
 // Where one run's block keeps things: the reduction rows in shared memory, the sort buffer in
 // shared memory when it fits, else in the run's global scratch.
 struct ScoreMemory {
-  double* rows;    // [first_pass_rows][score_threads]
+  double* rows;    // [row_count][score_threads]
   double* means;   // [2]: truth, estimate
   double* sorted;  // [sort_length(k)]
 };
@@ -209,7 +213,7 @@ __host__ __device__ inline ScoreMemory carve_scores(const ScoreBatch& batch, siz
                                                     double* shared) {
   ScoreMemory memory;
   memory.rows = shared;
-  memory.means = shared + static_cast<size_t>(first_pass_rows) * score_threads;
+  memory.means = shared + static_cast<size_t>(row_count) * score_threads;
   memory.sorted = scratch_doubles > 0 ? batch.scratch + static_cast<size_t>(network) * scratch_doubles
                                       : memory.means + block_values;
   return memory;
@@ -294,20 +298,19 @@ __host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size
   double* rows = memory.rows;
   auto truth = [&](int e) { return A[e % k + static_cast<size_t>(e / k) * n]; };  // A(i, j), e = i + j k
   const double* key = batch.rank_key ? batch.rank_key + offset : nullptr;
-  auto ranked = [&](int e) { return key ? key[e] : fabs(V[e]); };  // what the AUC ranks
+  auto ranked = [key, V](int e) { return key ? key[e] : fabs(V[e]); };  // what the AUC ranks
 
   // First pass: sums, counts and comparisons with entry 0 (for "constant"), and the decisions.
   block.parallel([&](int tid, int threads) {
     const double truth_0 = truth(0), estimate_0 = V[0];
     double truth_total = 0, estimate_total = 0, nonfinite = 0, connected_count = 0, truth_changed = 0,
-           estimate_changed = 0, tp = 0, fp = 0, undecided = 0, nonfinite_key = 0;
+           estimate_changed = 0, tp = 0, fp = 0, undecided = 0;
     for (int e = tid; e < count; e += threads) {
       const double a = truth(e), v = V[e];
       const bool connected = a != 0.0;
       truth_total += a;
       estimate_total += v;
       nonfinite += isfinite(v) ? 0 : 1;
-      if (key) nonfinite_key += isfinite(key[e]) ? 0 : 1;
       connected_count += connected ? 1 : 0;
       truth_changed += a != truth_0 ? 1 : 0;
       estimate_changed += v != estimate_0 ? 1 : 0;
@@ -330,7 +333,6 @@ __host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size
     row(rows, true_positives, tid) = tp;
     row(rows, false_positives, tid) = fp;
     row(rows, nonfinite_decisions, tid) = undecided;
-    row(rows, nonfinite_keys, tid) = nonfinite_key;
   });
   reduce_rows(block, rows, first_pass_rows);
 
@@ -342,7 +344,19 @@ __host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size
   const double connections = row(rows, positives, 0), non_connections = count - connections;
   const double tp = row(rows, true_positives, 0), fp = row(rows, false_positives, 0);
   const bool decisions_finite = row(rows, nonfinite_decisions, 0) == 0;
-  const bool keys_finite = row(rows, nonfinite_keys, 0) == 0;  // score_run: a NaN p leaves granger's AUC NaN
+
+  // Given keys (granger's 1 - p): one not finite leaves the AUC NaN, as score_run's p-value check.
+  bool keys_finite = true;
+  if (key) {
+    double* key_rows = rows + static_cast<size_t>(key_row) * score_threads;
+    block.parallel([&](int tid, int threads) {
+      double nonfinite = 0;
+      for (int e = tid; e < count; e += threads) nonfinite += isfinite(key[e]) ? 0 : 1;
+      row(key_rows, 0, tid) = nonfinite;
+    });
+    reduce_rows(block, key_rows, 1);
+    keys_finite = row(key_rows, 0, 0) == 0;
+  }
 
   // Pearson, second pass: the centred products and squares (count < 2 is NaN, as the CPU's).
   double corr = not_a_number;
