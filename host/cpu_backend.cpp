@@ -111,14 +111,10 @@ RunResult score_one_run(const NetworkTask& task, const SweepGrid& grid, const Ei
   run.score[score_corr_with_truth] = scores.corr_with_truth;
   run.score[score_auc] = scores.auc;
   if (scores.has_decisions) {
-    run.score[score_tpr] = scores.tpr;
-    run.score[score_fpr] = scores.fpr;
-    run.scored |= (1u << score_tpr) | (1u << score_fpr);
+    run.set(score_tpr, scores.tpr);
+    run.set(score_fpr, scores.fpr);
   }
-  if (spec.method == EstimatorMethod::iv) {
-    run.score[score_first_stage_f] = estimate.first_stage_f;
-    run.scored |= 1u << score_first_stage_f;
-  }
+  if (spec.method == EstimatorMethod::iv) run.set(score_first_stage_f, estimate.first_stage_f);
   run.roc = std::move(scores.roc);
   if (kept) kept->push_back({ratio_index, estimator_index, k, truth, estimate.V});
   run.flags = estimate.flags | scores.flags | network_flags;

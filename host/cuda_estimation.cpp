@@ -343,14 +343,10 @@ NetworkResult EstimationStage::assemble(const NetworkTask& task, size_t i, size_
       run.score[score_corr_with_truth] = s.corr_with_truth;
       run.score[score_auc] = s.auc;
       if (s.has_decisions) {
-        run.score[score_tpr] = s.tpr;
-        run.score[score_fpr] = s.fpr;
-        run.scored |= (1u << score_tpr) | (1u << score_fpr);
+        run.set(score_tpr, s.tpr);
+        run.set(score_fpr, s.fpr);
       }
-      if (spec.method == EstimatorMethod::iv) {
-        run.score[score_first_stage_f] = first_stage_f[at];
-        run.scored |= 1u << score_first_stage_f;
-      }
+      if (spec.method == EstimatorMethod::iv) run.set(score_first_stage_f, first_stage_f[at]);
       uint32_t estimator_flags = flags[at];
       if (spec.method == EstimatorMethod::perturbation && !perturb_) estimator_flags |= flag_unidentified;
       run.flags = estimator_flags | s.flags | result.network_flags;

@@ -354,14 +354,9 @@ Estimate granger(const Gram& gram, int k, PValues p_values) {
   const auto x_next = gram.x_next(k);
   for (int i = 0; i < k; ++i)
     for (int j = 0; j < k; ++j) {
-      const GrangerPairMoments mo{m,
-                                  centred(xx(i, i), x_sum(i), x_sum(i), m),
-                                  centred(xx(j, j), x_sum(j), x_sum(j), m),
-                                  centred(xx(i, j), x_sum(i), x_sum(j), m),
-                                  centred(x_next(i, i), x_sum(i), next_sum(i), m),
-                                  centred(x_next(j, i), x_sum(j), next_sum(i), m),
-                                  centred(next_sq(i), next_sum(i), next_sum(i), m)};
-      fill_test(e, i, j, granger_pair_test(mo, i == j), i == j ? m - 2 : m - 3, p_values);
+      const GrangerPairSums sums{m,           x_sum(i),     x_sum(j),     xx(i, i),    xx(j, j),
+                                 xx(i, j),    x_next(i, i), x_next(j, i), next_sum(i), next_sq(i)};
+      fill_test(e, i, j, granger_pair_test(sums, i == j), i == j ? m - 2 : m - 3, p_values);
     }
   return e;
 }

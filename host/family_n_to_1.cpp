@@ -110,18 +110,14 @@ RunResult to_run(const n_to_1::Outcome& outcome, int estimator, int inputs, bool
   run.observed = inputs;  // every input is observed and tested
   run.estimator_index = estimator;
   run.scored = 0;
-  const auto set = [&](int s, double value) {
-    run.score[s] = value;
-    run.scored |= 1u << s;
-  };
-  set(score_tpr, outcome.tpr);
-  set(score_fpr, outcome.fpr);
-  set(score_auc, outcome.auc);
-  set(score_tpr_exc, outcome.tpr_exc);
-  set(score_tpr_inh, outcome.tpr_inh);
-  set(score_auc_exc, outcome.auc_exc);
-  set(score_auc_inh, outcome.auc_inh);
-  set(score_output_rate, outcome.output_rate);
+  run.set(score_tpr, outcome.tpr);
+  run.set(score_fpr, outcome.fpr);
+  run.set(score_auc, outcome.auc);
+  run.set(score_tpr_exc, outcome.tpr_exc);
+  run.set(score_tpr_inh, outcome.tpr_inh);
+  run.set(score_auc_exc, outcome.auc_exc);
+  run.set(score_auc_inh, outcome.auc_inh);
+  run.set(score_output_rate, outcome.output_rate);
   for (double rate : {outcome.tpr, outcome.tpr_exc, outcome.tpr_inh, outcome.fpr})
     if (std::isnan(rate)) run.flags |= flag_empty_class;
   for (const n_to_1::InputTest& input : outcome.inputs)

@@ -6,6 +6,8 @@
 // that phase, so each phase says what each thread owns.
 #include <cuda_runtime.h>
 
+#include <cstddef>
+
 // Unrolled on the device (keeps small accumulator arrays in registers); nothing on the host.
 #ifdef __CUDA_ARCH__
 #define CS_UNROLL _Pragma("unroll")
@@ -30,6 +32,19 @@ struct HostBlock {
   template <class Phase>
   void parallel(Phase&& phase) {
     for (int tid = 0; tid < threads; ++tid) phase(tid, threads);
+  }
+};
+
+// Hands out consecutive pieces of a block's shared memory or of its global scratch, for kernels
+// that plan by size which of their arrays fit on chip.
+struct MemoryCarver {
+  double* shared_cursor;
+  double* global_cursor;
+  __host__ __device__ double* take(bool in_shared, size_t count) {
+    double*& cursor = in_shared ? shared_cursor : global_cursor;
+    double* start = cursor;
+    cursor += count;
+    return start;
   }
 };
 

@@ -141,19 +141,12 @@ struct NetworkMemory {
 __host__ __device__ inline NetworkMemory carve(const ConnectivityLayout& layout, const ConnectivityBatch& batch,
                                                int network, double* shared, double* scratch) {
   const size_t n = static_cast<size_t>(layout.n);
-  double* shared_cursor = shared;
-  double* global_cursor = scratch;
-  auto take = [&](bool in_shared, size_t count) {
-    double*& cursor = in_shared ? shared_cursor : global_cursor;
-    double* start = cursor;
-    cursor += count;
-    return start;
-  };
+  MemoryCarver memory{shared, scratch};
   NetworkMemory m{};
-  m.partial = take(true, block_threads);
-  m.lanes = take(true, reduction_lanes);
-  m.scalars = take(true, scalar_doubles);
-  double* work = take(layout.work_in_shared, work_doubles(layout.n));
+  m.partial = memory.take(true, block_threads);
+  m.lanes = memory.take(true, reduction_lanes);
+  m.scalars = memory.take(true, scalar_doubles);
+  double* work = memory.take(layout.work_in_shared, work_doubles(layout.n));
   m.t = work;
   m.w = work + n;
   m.h1 = work + 2 * n;
@@ -161,8 +154,8 @@ __host__ __device__ inline NetworkMemory carve(const ConnectivityLayout& layout,
   m.diagonal = work + 4 * n;
   m.offdiagonal = work + 5 * n;
   m.out = batch.connectivity + static_cast<size_t>(network) * n * n;
-  m.a = layout.a_in_shared ? take(true, static_cast<size_t>(layout.lda) * n) : m.out;
-  m.v = take(layout.v_in_shared, static_cast<size_t>(layout.ldv) * n);
+  m.a = layout.a_in_shared ? memory.take(true, static_cast<size_t>(layout.lda) * n) : m.out;
+  m.v = memory.take(layout.v_in_shared, static_cast<size_t>(layout.ldv) * n);
   return m;
 }
 

@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(correlation_threads) correlation_kernel(const 
 
 // ---- granger ----------------------------------------------------------------------------------
 
-// One network: threads own strided entries (i fastest: writes coalesce), each an O(1) test from eight
+// One network: threads own strided entries (i fastest: writes coalesce), each an O(1) test from ten
 // raw sums; each thread's flags go to `partial_flags`, which thread 0 ORs once all are written.
 #pragma nv_exec_check_disable
 template <class Block>
@@ -136,14 +136,9 @@ __host__ __device__ void granger_block(Block& block, const GrangerBatch& batch, 
         V[e] = rank_key[e] = not_a_number;
         continue;
       }
-      const GrangerPairMoments mo{m,
-                                  centred(g.x_sq(i), g.x_sum(i), g.x_sum(i), m),
-                                  centred(g.x_sq(j), g.x_sum(j), g.x_sum(j), m),
-                                  centred(g.x_cross(i, j), g.x_sum(i), g.x_sum(j), m),
-                                  centred(g.x_next(i, i), g.x_sum(i), g.next_sum(i), m),
-                                  centred(g.x_next(j, i), g.x_sum(j), g.next_sum(i), m),
-                                  centred(g.next_sq(i), g.next_sum(i), g.next_sum(i), m)};
-      const LikelihoodRatioTest test = granger_pair_test(mo, i == j);
+      const GrangerPairSums sums{m,          g.x_sum(i),      g.x_sum(j),      g.x_sq(i),      g.x_sq(j),
+                                 g.x_cross(i, j), g.x_next(i, i), g.x_next(j, i), g.next_sum(i), g.next_sq(i)};
+      const LikelihoodRatioTest test = granger_pair_test(sums, i == j);
       flags |= test.flags;
       const double p = test.p_value;
       V[e] = isnan(p) ? not_a_number : ((batch.inclusive ? p <= batch.level : p < batch.level) ? 1.0 : 0.0);

@@ -87,19 +87,12 @@ struct NetworkMemory {
 __host__ __device__ inline NetworkMemory carve(const SimulationLayout& layout, const SimulationBatch& batch,
                                                int network, double* shared) {
   const int n = layout.n;
-  double* shared_cursor = shared;
-  double* global_cursor = batch.scratch + static_cast<size_t>(network) * layout.scratch_doubles;
-  auto take = [&](bool in_shared, size_t count) {
-    double*& cursor = in_shared ? shared_cursor : global_cursor;
-    double* start = cursor;
-    cursor += count;
-    return start;
-  };
+  MemoryCarver memory{shared, batch.scratch + static_cast<size_t>(network) * layout.scratch_doubles};
   NetworkMemory m{};
-  double* state = take(layout.state_in_shared, state_doubles(n));
-  m.tile = take(layout.tile_in_shared, tile_doubles(layout));
+  double* state = memory.take(layout.state_in_shared, state_doubles(n));
+  m.tile = memory.take(layout.tile_in_shared, tile_doubles(layout));
   m.a_global = batch.connectivity + static_cast<size_t>(network) * n * n;
-  m.a_shared = layout.a_in_shared ? take(true, static_cast<size_t>(n) * n) : nullptr;
+  m.a_shared = layout.a_in_shared ? memory.take(true, static_cast<size_t>(n) * n) : nullptr;
   m.A = m.a_shared ? m.a_shared : m.a_global;
   m.x[0] = state;
   m.x[1] = state + n;
@@ -107,8 +100,8 @@ __host__ __device__ inline NetworkMemory carve(const SimulationLayout& layout, c
   m.saturated = reinterpret_cast<unsigned long long*>(state + 8 * n);
   m.gram_out = batch.grams + static_cast<size_t>(network) * gram_doubles(n);
   m.even_gram_out = batch.perturb ? batch.even_grams + static_cast<size_t>(network) * gram_doubles(n) : nullptr;
-  m.gram = layout.gram_in_shared ? take(true, gram_doubles(n)) : m.gram_out;
-  if (m.even_gram_out) m.even_gram = layout.gram_in_shared ? take(true, gram_doubles(n)) : m.even_gram_out;
+  m.gram = layout.gram_in_shared ? memory.take(true, gram_doubles(n)) : m.gram_out;
+  if (m.even_gram_out) m.even_gram = layout.gram_in_shared ? memory.take(true, gram_doubles(n)) : m.even_gram_out;
   return m;
 }
 

@@ -50,6 +50,7 @@ TEST(CudaSelection, CudaWithoutUsableGpuIsInputErrorAndAutoFallsBack) {
 #include "cuda_backend.hpp"
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
+#include "cuda_test_support.hpp"
 #include "engine.hpp"
 #include "orchestrator.hpp"
 #include "progress.hpp"
@@ -65,7 +66,7 @@ namespace {
     if (gpus_.count == 0) GTEST_SKIP() << "no CUDA device to run on: " << gpus_.description;  \
   } while (0)
 
-constexpr size_t h100_shared_limit = 232448;  // cudaDevAttrMaxSharedMemoryPerBlockOptin on H100 / H200
+using causalsweep::test::h100_shared_limit;
 
 // One network's inputs for a launch.
 struct NetworkCase {

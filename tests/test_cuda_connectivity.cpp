@@ -27,6 +27,7 @@
 #include "causalsweep/cuda_devices.hpp"
 #include "connectivity_kernels.hpp"
 #include "cuda_check.cuh"
+#include "cuda_test_support.hpp"
 #include "engine.hpp"
 
 namespace cs = causalsweep;
@@ -34,7 +35,7 @@ namespace cuda = causalsweep::cuda;
 
 namespace {
 
-constexpr size_t h100_shared_limit = 232448;  // cudaDevAttrMaxSharedMemoryPerBlockOptin on H100 / H200
+using causalsweep::test::h100_shared_limit;
 constexpr double tolerance = 1e-13;           // relative, sigma and every entry of A
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 

@@ -36,6 +36,7 @@
 #include "causalsweep/flags.hpp"
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
+#include "cuda_test_support.hpp"
 #include "engine.hpp"
 #include "least_squares_kernels.hpp"
 
@@ -83,13 +84,6 @@ double critical_of(const Case& c, size_t i) {
   return critical_t(residual_df(c, c.grams[i]), c.level, c.correction, c.k);
 }
 
-// A Gram in cuda_kernels.hpp's buffer layout: ww, wu, uu, each column-major.
-void pack_gram(const cs::Gram& g, std::vector<double>& out) {
-  out.insert(out.end(), g.ww.data(), g.ww.data() + g.ww.size());
-  out.insert(out.end(), g.wu.data(), g.wu.data() + g.wu.size());
-  out.insert(out.end(), g.uu.data(), g.uu.data() + g.uu.size());
-}
-
 cuda::LeastSquaresBatch describe(const Case& c) {
   cuda::LeastSquaresBatch b;
   b.networks = static_cast<int>(c.grams.size());
@@ -110,7 +104,7 @@ HostInputs host_inputs(const Case& c) {
   HostInputs h;
   for (size_t i = 0; i < c.grams.size(); ++i) {
     EXPECT_EQ(c.grams[i].n, c.n) << c.name;
-    pack_gram(c.grams[i], h.grams);
+    cs::test::append_gram(c.grams[i], h.grams);
     h.etas.push_back(c.etas.empty() ? 1.0 : c.etas[i]);
     h.critical.push_back(critical_of(c, i));
   }
@@ -256,16 +250,7 @@ Case simulated(const std::string& name, Method method, int n, int k, int timeste
   c.n = n;
   c.k = k;
   for (const auto& [seed, eta] : networks) {
-    bool empty = false;
-    const Eigen::MatrixXd A = cs::generate_connectivity(seed, n, p_connect, empty);
-    cs::NetworkTask task;
-    task.seed = seed;
-    task.n_neurons = n;
-    task.timesteps = timesteps;
-    task.p_connect = p_connect;
-    task.eta = eta;
-    task.perturb = false;
-    c.grams.push_back(cs::simulate_network(task, A).all);
+    c.grams.push_back(cs::test::simulated_gram(seed, n, timesteps, eta, p_connect));
     c.etas.push_back(eta);
   }
   return c;

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -32,6 +33,7 @@
 #include "causalsweep/scores.hpp"
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
+#include "cuda_test_support.hpp"
 #include "engine.hpp"
 #include "score_kernels.hpp"
 
@@ -41,7 +43,7 @@ namespace cuda = causalsweep::cuda;
 namespace {
 
 constexpr double not_a_number = std::numeric_limits<double>::quiet_NaN();
-constexpr size_t h100_shared_limit = 232448;  // cudaDevAttrMaxSharedMemoryPerBlockOptin on H100 / H200
+using cs::test::h100_shared_limit;
 constexpr double tolerance = 1e-12;
 
 // Both NaN, or both numbers within the tolerance (correlations, AUCs and rates all lie in [-1, 1]).
@@ -54,24 +56,19 @@ bool same(double got, double want, double& largest) {
 
 // ---- correlation --------------------------------------------------------------------------------
 
-// A Gram in the kernels' buffer layout (cuda_kernels.hpp's gram_doubles): ww, wu, uu, column-major.
-std::vector<double> pack_gram(const cs::Gram& g) {
-  std::vector<double> buffer(g.ww.data(), g.ww.data() + g.ww.size());
-  buffer.insert(buffer.end(), g.wu.data(), g.wu.data() + g.wu.size());
-  buffer.insert(buffer.end(), g.uu.data(), g.uu.data() + g.uu.size());
-  EXPECT_EQ(buffer.size(), cuda::gram_doubles(g.n));
-  return buffer;
+// Grams in the kernels' buffer layout, one after another.
+std::vector<double> pack_grams(const std::vector<cs::Gram>& grams) {
+  std::vector<double> buffers;
+  for (const cs::Gram& g : grams) cs::test::append_gram(g, buffers);
+  EXPECT_EQ(buffers.size(), grams.size() * cuda::gram_doubles(grams.front().n));
+  return buffers;
 }
 
 // The host emulation of the correlation kernel on `grams` (same n), every V entry and flag against
 // correlation() of each Gram (outputs poisoned first). Returns the largest |V - V_cpu|.
 double expect_correlation_matches(const std::vector<cs::Gram>& grams, int k, const std::string& what) {
   const int n = grams.front().n;
-  std::vector<double> buffers;
-  for (const cs::Gram& g : grams) {
-    const std::vector<double> b = pack_gram(g);
-    buffers.insert(buffers.end(), b.begin(), b.end());
-  }
+  std::vector<double> buffers = pack_grams(grams);
   std::vector<double> V(grams.size() * k * k, -7.0);  // not NaN: a NaN the kernel forgets would pass
   std::vector<uint32_t> flags(grams.size(), 0xdeadbeefu);
   cuda::CorrelationBatch batch;
@@ -100,20 +97,6 @@ double expect_correlation_matches(const std::vector<cs::Gram>& grams, int k, con
   return largest;
 }
 
-cs::NetworkGrams simulated_grams(uint64_t seed, int n, int timesteps, double eta, bool perturb,
-                                 cs::Nonlinearity f = cs::Nonlinearity::sigmoid, double p_connect = 0.2) {
-  bool empty = false;
-  const Eigen::MatrixXd A = cs::generate_connectivity(seed, n, p_connect, empty);
-  cs::NetworkTask task;
-  task.seed = seed;
-  task.n_neurons = n;
-  task.timesteps = timesteps;
-  task.p_connect = p_connect;
-  task.eta = eta;
-  task.perturb = perturb;
-  return cs::simulate_network(task, A, f);
-}
-
 // Simulated networks for the estimator kernels: sizes, lengths, both nonlinearities (sigmoid and the
 // linear VAR model) and the observed k of each.
 struct SimulatedCase {
@@ -130,7 +113,7 @@ TEST(CudaScoresHost, CorrelationOfSimulatedNetworksMatchesCpu) {
   double largest = 0;
   for (const SimulatedCase& c : simulated_cases) {
     std::vector<cs::Gram> grams;
-    for (uint64_t seed : {3, 11, 12}) grams.push_back(simulated_grams(seed, c.n, c.timesteps, 2.0, false, c.f).all);
+    for (uint64_t seed : {3, 11, 12}) grams.push_back(cs::test::simulated_grams(seed, c.n, c.timesteps, 2.0, 0.2, false, c.f).all);
     for (int k : c.ks)
       largest = std::max(largest, expect_correlation_matches(grams, k, "n " + std::to_string(c.n) + " k " + std::to_string(k)));
   }
@@ -141,7 +124,7 @@ TEST(CudaScoresHost, PerturbationOnEvenGramsMatchesCpu) {
   std::vector<cs::Gram> grams;
   std::vector<cs::Gram> all;
   for (uint64_t seed : {5, 6, 7}) {
-    cs::NetworkGrams g = simulated_grams(seed, 6, 3001, 1.0, true, cs::Nonlinearity::sigmoid, 0.3);
+    cs::NetworkGrams g = cs::test::simulated_grams(seed, 6, 3001, 1.0, 0.3, true);
     grams.push_back(*g.even);
   }
   double largest = 0;
@@ -207,11 +190,7 @@ struct GrangerSeen {
 struct GrangerArrays {
   std::vector<double> grams, V, rank_key;
   std::vector<uint32_t> flags;
-  GrangerArrays(const std::vector<cs::Gram>& g, int k) {
-    for (const cs::Gram& gram : g) {
-      const std::vector<double> b = pack_gram(gram);
-      grams.insert(grams.end(), b.begin(), b.end());
-    }
+  GrangerArrays(const std::vector<cs::Gram>& g, int k) : grams(pack_grams(g)) {
     V.assign(g.size() * k * k, -7.0);
     rank_key.assign(g.size() * k * k, -7.0);
     flags.assign(g.size(), 0xdeadbeefu);
@@ -282,7 +261,7 @@ TEST(CudaScoresHost, GrangerOfSimulatedNetworksMatchesCpu) {
   GrangerSeen seen;
   for (const SimulatedCase& c : simulated_cases) {
     std::vector<cs::Gram> grams;
-    for (uint64_t seed : {3, 11, 12}) grams.push_back(simulated_grams(seed, c.n, c.timesteps, 0.5, false, c.f).all);
+    for (uint64_t seed : {3, 11, 12}) grams.push_back(cs::test::simulated_grams(seed, c.n, c.timesteps, 0.5, 0.2, false, c.f).all);
     for (int k : c.ks)
       for (const auto& [correction, level] : {std::pair{cs::Correction::none, 0.05}, std::pair{cs::Correction::bonferroni, 0.05},
                                               std::pair{cs::Correction::none, 0.3}})
@@ -321,6 +300,32 @@ TEST(CudaScoresHost, GrangerOfDegenerateGramsMatchesCpu) {
   emulate_and_compare_granger(short_grams, n, granger_spec(cs::Correction::bonferroni, 0.05), "too few", few);
   EXPECT_EQ(few.flags, static_cast<uint32_t>(cs::flag_too_few_samples));
   EXPECT_EQ(few.undefined, 2 * n * n);
+}
+
+// Sizes outside [1, 32768] (k * k and its sort padding must fit an int), and a sort buffer that needs
+// global scratch without any: refused before anything runs, on the host and at launch alike.
+TEST(CudaScoresHost, BadBatchesAreRefused) {
+  for (const int k : {0, -3, 32769}) {
+    cuda::CorrelationBatch correlation;
+    correlation.networks = 1;
+    correlation.k = k;
+    EXPECT_THROW(cuda::emulate_correlation_on_host(correlation), std::invalid_argument) << k;
+    EXPECT_THROW(cuda::launch_correlation(correlation, nullptr), std::invalid_argument) << k;
+    cuda::GrangerBatch granger;
+    granger.networks = 1;
+    granger.k = k;
+    EXPECT_THROW(cuda::emulate_granger_on_host(granger), std::invalid_argument) << k;
+    EXPECT_THROW(cuda::launch_granger(granger, nullptr), std::invalid_argument) << k;
+    cuda::ScoreBatch scores;
+    scores.networks = 1;
+    scores.k = k;
+    EXPECT_THROW(cuda::emulate_scores_on_host(scores, h100_shared_limit), std::invalid_argument) << k;
+    EXPECT_THROW(cuda::launch_scores(scores, h100_shared_limit, nullptr), std::invalid_argument) << k;
+  }
+  cuda::ScoreBatch no_scratch;
+  no_scratch.networks = 1;
+  no_scratch.k = 200;  // its sort buffer does not fit in shared memory
+  EXPECT_THROW(cuda::launch_scores(no_scratch, h100_shared_limit, nullptr), std::invalid_argument);
 }
 
 // ---- scores -------------------------------------------------------------------------------------
@@ -672,13 +677,11 @@ TEST(CudaScoresDevice, CorrelationKernelMatchesCpu) {
   CS_CUDA_CHECK(cudaSetDevice(0));
   for (const auto& [n, k, perturb] : {std::tuple{12, 12, false}, std::tuple{40, 17, false}, std::tuple{6, 6, true}}) {
     std::vector<cs::Gram> grams;
-    std::vector<double> buffers;
     for (uint64_t seed : {3, 4, 5}) {
-      cs::NetworkGrams g = simulated_grams(seed, n, 2001, 2.0, perturb);
+      cs::NetworkGrams g = cs::test::simulated_grams(seed, n, 2001, 2.0, 0.2, perturb);
       grams.push_back(perturb ? *g.even : g.all);
-      const std::vector<double> b = pack_gram(grams.back());
-      buffers.insert(buffers.end(), b.begin(), b.end());
     }
+    const std::vector<double> buffers = pack_grams(grams);
     const size_t v_size = grams.size() * k * k;
     DeviceArray<double> d_grams(buffers), d_V(std::vector<double>(v_size, not_a_number));
     DeviceArray<uint32_t> d_flags(std::vector<uint32_t>(grams.size(), 0xdeadbeefu));
@@ -715,7 +718,7 @@ TEST(CudaScoresDevice, GrangerKernelMatchesCpu) {
   for (const auto& [n, k, correction] : {std::tuple{12, 12, cs::Correction::none}, std::tuple{40, 17, cs::Correction::bonferroni},
                                          std::tuple{100, 100, cs::Correction::none}}) {
     std::vector<cs::Gram> grams;
-    for (uint64_t seed : {3, 4, 5}) grams.push_back(simulated_grams(seed, n, 2001, 0.5, false).all);
+    for (uint64_t seed : {3, 4, 5}) grams.push_back(cs::test::simulated_gram(seed, n, 2001, 0.5, 0.2));
     const cs::EstimatorSpec spec = granger_spec(correction, 0.05);
     GrangerArrays arrays(grams, k);
     DeviceArray<double> d_grams(arrays.grams), d_V(arrays.V), d_key(arrays.rank_key);

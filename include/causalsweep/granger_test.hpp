@@ -38,42 +38,45 @@ CS_HD inline LikelihoodRatioTest likelihood_ratio_test(double dropped, double rs
   return test;
 }
 
-// The centred moments one bivariate test reads, from a Gram's raw sums over m transitions:
-// C = sums of centred x[t] x[t]^T, c(j, i) = sum of centred x_j[t] x_i[t+1], syy = centred sum of
-// squares of x_i[t+1]. Each is  raw - (sum_a sum_b) / m,  the CPU's and the GPU's expression.
-CS_HD inline double centred(double raw, double sum_a, double sum_b, double m) { return raw - sum_a * sum_b / m; }
-
-struct GrangerPairMoments {
-  double m;     // transitions
-  double C_ii;  // x_i[t] with itself
-  double C_jj;  // x_j[t] with itself
-  double C_ij;  // x_i[t] with x_j[t]
-  double c_ii;  // x_i[t] with x_i[t+1]
-  double c_ji;  // x_j[t] with x_i[t+1]
-  double syy_i; // x_i[t+1] with itself
+// The raw Gram sums one bivariate test of x_j on x_i reads (gram.hpp's views), m = transitions.
+struct GrangerPairSums {
+  double m;
+  double x_sum_i, x_sum_j;        // sums of x_i[t], x_j[t]
+  double xx_ii, xx_jj, xx_ij;     // sums of x_i[t]^2, x_j[t]^2, x_i[t] x_j[t]
+  double x_next_ii, x_next_ji;    // sums of x_i[t] x_i[t+1], x_j[t] x_i[t+1]
+  double next_sum_i, next_sq_i;   // sums of x_i[t+1], x_i[t+1]^2
 };
 
 // statsmodels' grangercausalitytests(maxlag = 1) of x_j on x_i: restricted x_i[t+1] ~ 1 + x_i[t],
 // unrestricted adds x_j[t] (df = m - 3). The diagonal (j = i, which statsmodels does not define)
 // tests x_i[t] against the intercept alone (df = m - 2). A regressor or target that never varied
 // gives flag_constant_regressor; x_j[t] numerically a multiple of x_i[t] gives flag_singular.
-CS_HD inline LikelihoodRatioTest granger_pair_test(const GrangerPairMoments& g, bool diagonal) {
+CS_HD inline LikelihoodRatioTest granger_pair_test(const GrangerPairSums& s, bool diagonal) {
+  // Centred sums, raw - (sum_a sum_b) / m: C of x[t] with itself, c of x[t] with x_i[t+1], syy of
+  // x_i[t+1] with itself.
+  const double m = s.m;
+  const double C_ii = s.xx_ii - s.x_sum_i * s.x_sum_i / m;
+  const double C_jj = s.xx_jj - s.x_sum_j * s.x_sum_j / m;
+  const double C_ij = s.xx_ij - s.x_sum_i * s.x_sum_j / m;
+  const double c_ii = s.x_next_ii - s.x_sum_i * s.next_sum_i / m;
+  const double c_ji = s.x_next_ji - s.x_sum_j * s.next_sum_i / m;
+  const double syy_i = s.next_sq_i - s.next_sum_i * s.next_sum_i / m;
   LikelihoodRatioTest undefined;
-  if (!(g.C_ii > 0) || !(g.syy_i > 0) || (!diagonal && !(g.C_jj > 0))) {
+  if (!(C_ii > 0) || !(syy_i > 0) || (!diagonal && !(C_jj > 0))) {
     undefined.flags = flag_constant_regressor;
     return undefined;
   }
-  const double own = g.c_ii * g.c_ii / g.C_ii;  // x_i[t]'s share of x_i[t+1]'s variation
-  if (diagonal) return likelihood_ratio_test(own, g.syy_i - own, g.m, g.m - 2);
+  const double own = c_ii * c_ii / C_ii;  // x_i[t]'s share of x_i[t+1]'s variation
+  if (diagonal) return likelihood_ratio_test(own, syy_i - own, m, m - 2);
   // Frisch-Waugh: x_j's part orthogonal to x_i explains the drop without forming RSS_u by subtraction.
-  const double residual_var = g.C_jj - g.C_ij * g.C_ij / g.C_ii;
-  if (!(residual_var > 1e-13 * g.C_jj)) {
+  const double residual_var = C_jj - C_ij * C_ij / C_ii;
+  if (!(residual_var > 1e-13 * C_jj)) {
     undefined.flags = flag_singular;
     return undefined;
   }
-  const double partial = g.c_ji - g.C_ij * g.c_ii / g.C_ii;
+  const double partial = c_ji - C_ij * c_ii / C_ii;
   const double dropped = partial * partial / residual_var;
-  return likelihood_ratio_test(dropped, (g.syy_i - own) - dropped, g.m, g.m - 3);
+  return likelihood_ratio_test(dropped, (syy_i - own) - dropped, m, m - 3);
 }
 
 }  // namespace causalsweep

@@ -35,6 +35,10 @@ struct RunResult {
   std::vector<RocPoint> roc;  // only for the runs whose seed is in the config's scores.roc_seeds
 
   bool has(int s) const { return (scored >> s) & 1u; }
+  void set(int s, double value) {  // a score that applies to this run
+    score[s] = value;
+    scored |= 1u << s;
+  }
 };
 
 struct NetworkResult {
