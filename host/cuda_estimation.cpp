@@ -44,9 +44,11 @@ bool estimable_on_gpu(const EstimatorSpec& spec) {
     case EstimatorMethod::lasso: return true;  // cyclic: lasso.cu; active set: lasso_active_set.cu
     case EstimatorMethod::ols:
     case EstimatorMethod::iv:
-    case EstimatorMethod::granger: return spec.correction != Correction::bh;  // BH ranks all p: the host
-    default: return false;  // granger_conditional: the host
+    case EstimatorMethod::granger:
+    case EstimatorMethod::granger_conditional: return spec.correction != Correction::bh;  // BH ranks all p: the host
+    case EstimatorMethod::sta_shuffle: return false;  // the n_to_1 family's test (cuda_n_to_1)
   }
+  return false;
 }
 
 bool estimable_on_gpu(const EstimatorSpec& spec, int n) {
@@ -55,6 +57,29 @@ bool estimable_on_gpu(const EstimatorSpec& spec, int n) {
   const int lasso_max_k = spec.solver == LassoSolver::cyclic ? 4096 : 2000;
   return estimable_on_gpu(spec) && (spec.method != EstimatorMethod::lasso || n <= lasso_max_k);
 }
+
+namespace {
+
+// The batched solver's method of an estimator it runs.
+LeastSquaresMethod least_squares_method(const EstimatorSpec& spec) {
+  switch (spec.method) {
+    case EstimatorMethod::iv: return LeastSquaresMethod::iv;
+    case EstimatorMethod::granger_conditional: return LeastSquaresMethod::granger_conditional;
+    default: return LeastSquaresMethod::ols;
+  }
+}
+
+bool solved_by_least_squares(const EstimatorSpec& spec) {
+  return t_tested(spec) || spec.method == EstimatorMethod::granger_conditional;
+}
+
+// The p-value level of the GPU's Granger decisions: bonferroni's family is k * k (see
+// least_squares_kernels.hpp on why that is exact).
+double granger_level(const EstimatorSpec& spec, int k) {
+  return spec.correction == Correction::bonferroni ? spec.level / (static_cast<double>(k) * k) : spec.level;
+}
+
+}  // namespace
 
 bool has_gpu_estimators(const SweepGrid& grid, int n) {
   return !grid.family && std::any_of(grid.estimators.begin(), grid.estimators.end(), [n](const EstimatorSpec& s) {
@@ -88,7 +113,10 @@ EstimationStage::EstimationStage(const SweepGrid& grid, int n, bool perturb, Exe
     has_host_estimators_ = has_host_estimators_ || !on_gpu_.back();
     if (on_gpu_.back() && t_tested(grid.estimators[e])) t_tested_.push_back(static_cast<int>(e));
   }
-  if (!t_tested_.empty() && !least_squares_) {
+  const bool solves = std::any_of(grid.estimators.begin(), grid.estimators.end(), [&](const EstimatorSpec& s) {
+    return solved_by_least_squares(s) && estimable_on_gpu(s, n);
+  });
+  if (solves && !least_squares_) {
     own_solver_ = executor.on_device ? LeastSquaresSolver::on_device(executor.stream) : LeastSquaresSolver::on_host();
     least_squares_ = own_solver_.get();
   }
@@ -123,11 +151,9 @@ EstimationStage::Layout EstimationStage::layout(size_t networks, bool with_works
   for (size_t e = 0; e < grid_.estimators.size(); ++e) {
     const EstimatorSpec& spec = grid_.estimators[e];
     if (!on_gpu_[e]) continue;
-    if (spec.method == EstimatorMethod::ols || spec.method == EstimatorMethod::iv)
+    if (solved_by_least_squares(spec))
       for (int kr : observed_)
-        solver_bytes = std::max(solver_bytes, least_squares_->workspace_bytes(spec.method == EstimatorMethod::ols
-                                                                                  ? LeastSquaresMethod::ols
-                                                                                  : LeastSquaresMethod::iv,
+        solver_bytes = std::max(solver_bytes, least_squares_->workspace_bytes(least_squares_method(spec),
                                                                               static_cast<int>(networks), kr));
     if (spec.method == EstimatorMethod::lasso)
       for (int kr : observed_)
@@ -217,25 +243,34 @@ void EstimationStage::run(const StageBuffers& b) const {
           break;
         }
         case EstimatorMethod::ols:
-        case EstimatorMethod::iv: {
-          const auto t = static_cast<size_t>(std::find(t_tested_.begin(), t_tested_.end(), static_cast<int>(e)) -
-                                             t_tested_.begin());
+        case EstimatorMethod::iv:
+        case EstimatorMethod::granger_conditional: {
           LeastSquaresBatch batch;
           batch.networks = networks;
           batch.n = n_;
           batch.k = k;
-          batch.method = spec.method == EstimatorMethod::ols ? LeastSquaresMethod::ols : LeastSquaresMethod::iv;
-          batch.intercept = spec.intercept;
+          batch.method = least_squares_method(spec);
+          batch.intercept = spec.intercept || spec.method == EstimatorMethod::granger_conditional;
           batch.grams = b.grams;
           batch.etas = b.etas;
-          batch.critical_t = critical + (t * observed_.size() + r) * b.networks;
           batch.inclusive = spec.correction != Correction::none;
           batch.V = estimate;
-          batch.decided = decided;
           batch.first_stage_f = run_first_stage_f;
           batch.flags = run_flags;
+          if (spec.method == EstimatorMethod::granger_conditional) {
+            // As for granger below: V holds the decisions, the decisions buffer the key 1 - p.
+            batch.level = granger_level(spec, k);
+            batch.rank_key = decided;
+            run_decided = estimate;
+            run_rank_key = decided;
+          } else {
+            const auto t = static_cast<size_t>(std::find(t_tested_.begin(), t_tested_.end(), static_cast<int>(e)) -
+                                               t_tested_.begin());
+            batch.critical_t = critical + (t * observed_.size() + r) * b.networks;
+            batch.decided = decided;
+            run_decided = decided;
+          }
           least_squares_->solve(batch, b.workspace + l.least_squares);
-          run_decided = decided;
           break;
         }
         case EstimatorMethod::lasso: {
@@ -280,7 +315,7 @@ void EstimationStage::run(const StageBuffers& b) const {
           batch.n = n_;
           batch.k = k;
           batch.grams = b.grams;
-          batch.level = spec.correction == Correction::bonferroni ? spec.level / (static_cast<double>(k) * k) : spec.level;
+          batch.level = granger_level(spec, k);
           batch.inclusive = spec.correction != Correction::none;
           batch.V = estimate;
           batch.rank_key = decided;

@@ -24,9 +24,8 @@ namespace causalsweep::cuda {
 class LeastSquaresSolver;
 
 // Whether the GPU computes this estimator: correlation, perturbation, the lasso (both solvers), and
-// ols / iv / bivariate granger under corrections none and bonferroni. Benjamini-Hochberg ranks all
-// p-values of a run, and conditional Granger is not written for the GPU: both run on the host, from
-// the Grams.
+// ols / iv / granger / granger_conditional under corrections none and bonferroni. Benjamini-Hochberg
+// ranks all p-values of a run: it runs on the host, from the Grams.
 bool estimable_on_gpu(const EstimatorSpec& spec);
 // ... for networks of n neurons (the lasso kernel takes k <= 4096 observed neurons; above, the host).
 bool estimable_on_gpu(const EstimatorSpec& spec, int n);

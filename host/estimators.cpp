@@ -375,7 +375,8 @@ Estimate granger_conditional(const Gram& gram, int k, PValues p_values) {
     const double rss_u = mo.syy(i) - B.col(i).dot(mo.c.col(i));
     // Dropping x_j raises the RSS by b_j^2 / (C^-1)_jj (the partitioned-inverse identity).
     for (int j = 0; j < k; ++j)
-      fill_test(e, i, j, likelihood_ratio_test(B(j, i) * B(j, i) / inverse_diagonal(j), rss_u, mo.m, e.residual_df),
+      fill_test(e, i, j,
+                likelihood_ratio_test(B(j, i) * B(j, i) / inverse_diagonal(j), rss_u, mo.syy(i), mo.m, e.residual_df),
                 e.residual_df, p_values);
   }
   return e;

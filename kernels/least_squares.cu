@@ -1,6 +1,7 @@
 // Batched ordinary least squares and two-stage least squares from Gram matrices: host/estimators.cpp's
 // ordinary_least_squares and two_stage_least_squares (PValues::skip) followed by t_test_decisions
-// (corrections none and bonferroni), for a batch of networks on one stream.
+// (corrections none and bonferroni), and its granger_conditional followed by decisions(), for a batch
+// of networks on one stream.
 //
 // The algebra, per network (matrices column-major, leading dimension = their number of rows):
 //   OLS, with the moments H = X'X, Q = X'Y and yy = diag(Y'Y) (centred with an intercept, as
@@ -10,6 +11,9 @@
 //     B = L^-T Y                                   trsmBatched (transposed)
 //     HB = H B                                     gemmStridedBatched, for residual_sums' rss = yy - 2 b'q + b'H b
 //     diag(H^-1)_j = |column j of L^-1|^2, se(i, j) = sqrt(rss_i / df diag(H^-1)_j), V = B', t = V / se
+//   Conditional Granger: OLS with the targets Y = x[t+1] and an intercept (granger_moments), but
+//     rss_i = yy_i - b_i'q_i as granger_conditional forms it (no HB), and per (target i, regressor j)
+//     the likelihood-ratio test of dropping x_j: RSS rises by b_ij^2 / diag(H^-1)_j (granger_test.hpp)
 //   2SLS, with Zc = [1, z] and Xc = [1, x] (p = k + 1 columns each; two_stage_from_moments):
 //     L1 = chol(zz)                                potrfBatched
 //     [Mx | My | L1^-1] = L1^-1 [zx | zy | I]      trsmBatched
@@ -50,6 +54,7 @@
 
 #include "block_program.cuh"
 #include "causalsweep/flags.hpp"
+#include "causalsweep/granger_test.hpp"
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
 #include "least_squares_kernels.hpp"
@@ -131,6 +136,7 @@ struct GramView {
   CS_HD double transitions() const { return ww(0, 0); }
   CS_HD int x(int j) const { return 1 + n + j; }  // x_j's index in w
   CS_HD int logit(int i) const { return n + i; }  // target i's index in u
+  CS_HD int next(int i) const { return i; }       // x_i[t+1]'s index in u
   // Column c of Xc = [1, x] as an index into w (Zc = [1, z] is simply w's leading k + 1 entries).
   CS_HD int x_with_constant(int c) const { return c == 0 ? 0 : n + c; }
 };
@@ -138,6 +144,12 @@ struct GramView {
 CS_HD inline GramView gram_of(const LeastSquaresBatch& batch, int network) {
   return {batch.grams + static_cast<size_t>(network) * gram_doubles(batch.n), batch.n,
           2 * static_cast<size_t>(batch.n) + 1};
+}
+
+// Target i of the single-stage regressions, as an index into u: ols regresses logit(x_i[t+1]),
+// granger_conditional x_i[t+1] itself.
+CS_HD inline int target_of(const LeastSquaresBatch& batch, const GramView& g, int i) {
+  return batch.method == LeastSquaresMethod::granger_conditional ? g.next(i) : g.logit(i);
 }
 
 // ---- workspace --------------------------------------------------------------------------------
@@ -155,9 +167,9 @@ struct Layout {
   size_t second = 0;            // iv: [normal | rhs | I] -> [L2 | beta | L2^-1] (p x (2p + k)).  ols: none
   size_t moments = 0;           // ols: H (kept for rss).  iv: xx (p x p)
   size_t cross = 0;             // ols: Q (kept for rss).  iv: none
-  size_t product = 0;           // ols: H B.               iv: xx beta (in factor's place)
+  size_t product = 0;           // ols: H B.               iv: xx beta (in factor's place).  granger: none
   size_t inverse_diagonal = 0;  // order: diagonal of the last system's inverse
-  size_t variance = 0;          // k: residual variance of each target
+  size_t variance = 0;          // k: residual variance of each target (granger_conditional: its rss)
   size_t scalars = 0;           // |system 1|_1, |system 2|_1, first-stage F
   size_t slot = 0;              // doubles per network
   int pointer_arrays = 0;       // batched pointer arrays: ols L, [Q | I]; iv L1, S1, normal, [rhs | I]
@@ -174,13 +186,13 @@ Layout plan_layout(LeastSquaresMethod method, int k) {
     at += round_up(doubles, align_doubles);
     return start;
   };
-  if (method == LeastSquaresMethod::ols) {
+  if (method != LeastSquaresMethod::iv) {  // ols and granger_conditional: one system of order k
     l.order = k;
     l.factor = take(kk * kk);
     l.first_rhs = take(2 * kk * kk);
     l.moments = take(kk * kk);
     l.cross = take(kk * kk);
-    l.product = take(kk * kk);
+    if (method == LeastSquaresMethod::ols) l.product = take(kk * kk);
     l.pointer_arrays = 2;
   } else {
     l.order = k + 1;
@@ -328,10 +340,11 @@ struct AssembleOls {
       }
       for (size_t e = tid; e < kk; e += threads) {
         const int a = static_cast<int>(e % k), b = static_cast<int>(e / k);
-        double h = g.ww(g.x(a), g.x(b)), q = g.wu(g.x(a), g.logit(b));
+        const int target = target_of(batch, g, b);
+        double h = g.ww(g.x(a), g.x(b)), q = g.wu(g.x(a), target);
         if (batch.intercept) {
           h -= g.ww(0, g.x(a)) * g.ww(0, g.x(b)) / m;
-          q -= g.ww(0, g.x(a)) * g.wu(0, g.logit(b)) / m;
+          q -= g.ww(0, g.x(a)) * g.wu(0, target) / m;
         }
         H[e] = L[e] = h;
         Q[e] = R[e] = q;
@@ -346,8 +359,39 @@ struct AssembleOls {
   }
 };
 
-// V, the t-test decisions and the flags from B = H^-1 Q and L^-1: diag(H^-1), each target's residual
-// variance (residual_sums), the rcond test, then every (target, regressor) element.
+// granger_conditional's tests, V(i, j) = the decision and 1 - p for every (target i, regressor j),
+// as the CPU's loop forms them: dropped = b_ij^2 / (H^-1)_jj against rss_i, df = m - k - 1; NaN
+// everywhere when the network was not solved. Owns: elements tid, tid + threads, ...; returns the
+// flags of its tests (flag_singular where a test is undefined).
+CS_HD inline uint32_t write_tests(const LeastSquaresBatch& batch, const GramView& g, int network, bool solved,
+                                  const double* B, const double* rss, const double* inverse_diagonal, int tid,
+                                  int threads) {
+  const int k = batch.k;
+  const size_t kk = static_cast<size_t>(k) * k;
+  double* V = batch.V + static_cast<size_t>(network) * kk;
+  double* rank_key = batch.rank_key + static_cast<size_t>(network) * kk;
+  const double m = g.transitions();
+  uint32_t flags = flag_none;
+  for (size_t e = tid; e < kk; e += threads) {
+    if (!solved) {
+      V[e] = rank_key[e] = not_a_number();
+      continue;
+    }
+    const int i = static_cast<int>(e % k), j = static_cast<int>(e / k);  // target i, regressor j
+    const double b = B[j + static_cast<size_t>(i) * k];
+    const double sum = g.wu(0, g.next(i));
+    const double total = g.uu(g.next(i)) - sum * sum / m;  // x_i[t+1]'s centred sum of squares
+    const LikelihoodRatioTest test = likelihood_ratio_test(b * b / inverse_diagonal[j], rss[i], total, m, m - k - 1);
+    flags |= test.flags;
+    V[e] = decide_test(test.p_value, batch.level, batch.inclusive);
+    rank_key[e] = 1.0 - test.p_value;
+  }
+  return flags;
+}
+
+// V, the decisions and the flags from B = H^-1 Q and L^-1: diag(H^-1), each target's residual
+// variance (residual_sums; granger_conditional: its rss), the rcond test, then every (target,
+// regressor) element: its t test (ols) or likelihood-ratio test (granger_conditional).
 struct FinishOls {
   LeastSquaresBatch batch;
   Layout layout;
@@ -365,10 +409,12 @@ struct FinishOls {
     const double* B = slot + layout.first_rhs;          // k x k, column i: coefficients of target i
     const double* inverse_factor = B + kk;              // L^-1
     const double* Q = slot + layout.cross;
-    const double* HB = slot + layout.product;
+    const double* HB = slot + layout.product;           // ols only
+    const bool granger = batch.method == LeastSquaresMethod::granger_conditional;
     double* inverse_diagonal = slot + layout.inverse_diagonal;
     double* variance = slot + layout.variance;
     double* largest_diagonal = shared;                  // [threads]
+    double* test_flags = shared + block_threads;        // [threads] granger_conditional's partial flags
     double* verdict = shared + partial_arrays * block_threads;
     // diag(H^-1)_j and target j's residual variance. Owns: index j = tid, tid + threads, ...
     block.parallel([&](int tid, int threads) {
@@ -376,15 +422,16 @@ struct FinishOls {
       for (int j = tid; j < k; j += threads) {
         inverse_diagonal[j] = column_square_norm(inverse_factor, k, j);
         largest = larger(largest, diagonal_for_rcond(inverse_diagonal[j]));
-        const double sum = g.wu(0, g.logit(j));
-        const double yy = batch.intercept ? g.uu(g.logit(j)) - sum * sum / m : g.uu(g.logit(j));
+        const int target = target_of(batch, g, j);
+        const double sum = g.wu(0, target);
+        const double yy = batch.intercept ? g.uu(target) - sum * sum / m : g.uu(target);
         double bq = 0.0, bhb = 0.0;
         for (int a = 0; a < k; ++a) {
           const size_t e = a + static_cast<size_t>(j) * k;
           bq += B[e] * Q[e];
-          bhb += B[e] * HB[e];
+          if (!granger) bhb += B[e] * HB[e];
         }
-        variance[j] = (yy - 2.0 * bq + bhb) / (m - parameters);
+        variance[j] = granger ? yy - bq : (yy - 2.0 * bq + bhb) / (m - parameters);
       }
       largest_diagonal[tid] = largest;
     });
@@ -404,9 +451,19 @@ struct FinishOls {
       batch.first_stage_f[network] = not_a_number();
       *verdict = (status & (status_too_few | status_first_singular)) ? 0.0 : 1.0;
     });
-    // V(i, j) = B(j, i), t = V / se, decision.
+    // ols: V(i, j) = B(j, i), t = V / se, decision. granger_conditional: the tests, their flags.
     block.parallel([&](int tid, int threads) {
-      write_estimates(batch, network, *verdict != 0.0, B, k, 0, variance, inverse_diagonal, tid, threads);
+      if (granger)
+        test_flags[tid] = write_tests(batch, g, network, *verdict != 0.0, B, variance, inverse_diagonal, tid, threads);
+      else
+        write_estimates(batch, network, *verdict != 0.0, B, k, 0, variance, inverse_diagonal, tid, threads);
+    });
+    if (!granger) return;
+    block.parallel([&](int tid, int threads) {
+      if (tid != 0) return;
+      uint32_t flags = batch.flags[network];
+      for (int t = 0; t < threads; ++t) flags |= static_cast<uint32_t>(test_flags[t]);
+      batch.flags[network] = flags;
     });
   }
 };
@@ -798,8 +855,9 @@ void solve_ols(const Ops& ops, const LeastSquaresBatch& batch, const Layout& lay
   ops.run(CheckFactor{layout, ws, networks, 1}, networks);
   ops.triangular_solve(false, k, 2 * k, factors, rhs, networks);  // [Y | L^-1] = L^-1 [Q | I]
   ops.triangular_solve(true, k, k, factors, rhs, networks);       // B = L^-T Y
-  ops.multiply(false, k, k, slot0 + layout.moments, slot0 + layout.first_rhs, slot0 + layout.product, layout.slot,
-               networks);                                          // H B
+  if (batch.method == LeastSquaresMethod::ols)
+    ops.multiply(false, k, k, slot0 + layout.moments, slot0 + layout.first_rhs, slot0 + layout.product, layout.slot,
+                 networks);                                        // H B
   ops.run(FinishOls{batch, layout, ws}, networks);
 }
 
@@ -833,8 +891,13 @@ void check_batch(const LeastSquaresBatch& b, const void* workspace) {
   if (b.networks == 0) return;
   if (b.n < 1 || b.k < 1 || b.k > b.n)
     fail("needs 1 <= k <= n (k = " + std::to_string(b.k) + ", n = " + std::to_string(b.n) + ")");
-  if (!b.grams || !b.critical_t || !b.V || !b.decided || !b.first_stage_f || !b.flags || !workspace)
-    fail("a required pointer is null");
+  if (!b.grams || !b.V || !b.first_stage_f || !b.flags || !workspace) fail("a required pointer is null");
+  if (b.method == LeastSquaresMethod::granger_conditional) {
+    if (!b.rank_key) fail("granger_conditional needs rank_key");
+    if (!b.intercept) fail("granger_conditional fits intercepts (intercept must be true)");
+  } else if (!b.critical_t || !b.decided) {
+    fail("ols and iv need critical_t and decided");
+  }
   if (b.method == LeastSquaresMethod::iv && !b.etas) fail("iv needs etas");
 }
 
@@ -844,10 +907,10 @@ void solve_batch(const Ops& ops, const LeastSquaresBatch& batch, void* workspace
   if (batch.networks == 0) return;
   const Layout layout = plan_layout(batch.method, batch.k);
   const Workspace ws = carve(layout, batch.networks, workspace);
-  if (batch.method == LeastSquaresMethod::ols)
-    solve_ols(ops, batch, layout, ws);
-  else
+  if (batch.method == LeastSquaresMethod::iv)
     solve_iv(ops, batch, layout, ws);
+  else
+    solve_ols(ops, batch, layout, ws);
 }
 
 size_t batch_workspace_bytes(LeastSquaresMethod method, int networks, int k) {

@@ -140,9 +140,8 @@ __host__ __device__ void granger_block(Block& block, const GrangerBatch& batch, 
                                  g.x_cross(i, j), g.x_next(i, i), g.x_next(j, i), g.next_sum(i), g.next_sq(i)};
       const LikelihoodRatioTest test = granger_pair_test(sums, i == j);
       flags |= test.flags;
-      const double p = test.p_value;
-      V[e] = isnan(p) ? not_a_number : ((batch.inclusive ? p <= batch.level : p < batch.level) ? 1.0 : 0.0);
-      rank_key[e] = 1.0 - p;
+      V[e] = decide_test(test.p_value, batch.level, batch.inclusive);
+      rank_key[e] = 1.0 - test.p_value;
     }
     partial_flags[tid] = flags;
   });

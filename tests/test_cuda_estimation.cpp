@@ -145,9 +145,14 @@ perturb = true
 list = [3, 11]
 [estimators]
 use = ["correlation", "perturbation", "ols", "ols_icpt", "iv", "iv_bonferroni", "lasso", "correlation_threshold",
-       "lasso_active_set", "lasso_active_set_icpt", "granger", "granger_bonferroni"]
+       "lasso_active_set", "lasso_active_set_icpt", "granger", "granger_bonferroni", "granger_conditional",
+       "granger_conditional_bonferroni"]
 [estimators.granger_bonferroni]
 method = "granger"
+correction = "bonferroni"
+alpha = 0.2
+[estimators.granger_conditional_bonferroni]
+method = "granger_conditional"
 correction = "bonferroni"
 alpha = 0.2
 [estimators.ols_icpt]
@@ -172,7 +177,7 @@ alpha = 0.003
                            1e-9);
 }
 
-// Host estimators beside GPU ones (conditional Granger, BH) come from host_run, in order.
+// Host estimators beside GPU ones (the BH corrections) come from host_run, in order.
 TEST(CudaStage, HostEstimatorsInterleaveInOrder) {
   expect_stage_matches_cpu(R"(
 [model]
@@ -183,7 +188,10 @@ observed_ratio = [1.0, 0.6]
 [seeds]
 list = [5]
 [estimators]
-use = ["granger_conditional", "ols", "lasso", "ols_bh", "granger", "granger_bh", "correlation"]
+use = ["granger_conditional_bh", "ols", "lasso", "ols_bh", "granger", "granger_bh", "correlation", "granger_conditional"]
+[estimators.granger_conditional_bh]
+method = "granger_conditional"
+correction = "bh"
 [estimators.ols_bh]
 method = "ols"
 correction = "bh"
@@ -207,7 +215,7 @@ observed_ratio = [1.0, 0.1]
 [seeds]
 list = [1, 2]
 [estimators]
-use = ["correlation", "ols", "iv", "lasso", "granger"]
+use = ["correlation", "ols", "iv", "lasso", "granger", "granger_conditional"]
 [estimators.lasso]
 solver = "cyclic"
 )",
@@ -230,7 +238,10 @@ TEST(CudaStage, RefusesAGridWithoutGpuEstimators) {
 n_neurons = 6
 timesteps = 50
 [estimators]
-use = ["granger_conditional"]
+use = ["granger_conditional_bh"]
+[estimators.granger_conditional_bh]
+method = "granger_conditional"
+correction = "bh"
 )", "<test>"));
   EXPECT_FALSE(cuda::has_gpu_estimators(grid));
   EXPECT_THROW(cuda::EstimationStage(grid, 6, false, cuda::Executor{}), std::logic_error);
@@ -265,6 +276,13 @@ TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
   spec.correction = cs::Correction::bh;
   EXPECT_FALSE(cuda::estimable_on_gpu(spec));
   spec.method = cs::EstimatorMethod::granger_conditional;
+  spec.correction = cs::Correction::none;
+  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
+  spec.correction = cs::Correction::bonferroni;
+  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
+  spec.correction = cs::Correction::bh;
+  EXPECT_FALSE(cuda::estimable_on_gpu(spec));
+  spec.method = cs::EstimatorMethod::sta_shuffle;  // the n_to_1 family's own test
   spec.correction = cs::Correction::none;
   EXPECT_FALSE(cuda::estimable_on_gpu(spec));
 }

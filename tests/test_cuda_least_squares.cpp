@@ -1,5 +1,6 @@
 // The batched GPU least squares (kernels/least_squares.cu) against host/estimators.cpp:
-// ordinary_least_squares / two_stage_least_squares (PValues::skip) and t_test_decisions.
+// ordinary_least_squares / two_stage_least_squares (PValues::skip) and t_test_decisions, and
+// granger_conditional (PValues::skip) and decisions().
 //
 //   CudaHostLeastSquares.*    without a GPU: the solver's host path (the same steps, the kernels' block
 //                             programs run by the host emulator) on the Grams of simulated networks
@@ -13,6 +14,8 @@
 // V must agree within 1e-9 relative to the row's largest |V| (a solution's rounding error scales
 // with its norm, not with each element), the first-stage F within 1e-9 relative, flags exactly, and
 // decisions exactly except where the CPU's |t| is within 1e-9 (relative) of the critical value.
+// granger_conditional: flags exactly, 1 - p within 1e-9, decisions exactly except where the CPU's p is
+// within 1e-9 (relative) of the level.
 #include <gtest/gtest.h>
 
 #include "causalsweep/cuda_devices.hpp"
@@ -62,9 +65,11 @@ struct Case {
 };
 
 struct Outputs {
-  std::vector<double> V, decided, first_stage_f;
+  std::vector<double> V, decided, first_stage_f, rank_key;
   std::vector<uint32_t> flags;
 };
+
+bool is_granger(const Case& c) { return c.method == Method::granger_conditional; }
 
 // The residual df of the CPU estimator (ols: m - k - intercept; iv: m - k - 1).
 double residual_df(const Case& c, const cs::Gram& g) {
@@ -92,6 +97,7 @@ cuda::LeastSquaresBatch describe(const Case& c) {
   b.method = c.method;
   b.intercept = c.intercept;
   b.inclusive = c.correction == cs::Correction::bonferroni;
+  b.level = c.correction == cs::Correction::bonferroni ? c.level / (static_cast<double>(c.k) * c.k) : c.level;
   return b;
 }
 
@@ -115,6 +121,7 @@ void poison_outputs(Outputs& out, size_t networks, int k, double poison) {
   const size_t kk = static_cast<size_t>(k) * k;
   out.V.assign(networks * kk, poison);
   out.decided.assign(networks * kk, poison);
+  out.rank_key.assign(networks * kk, poison);
   out.first_stage_f.assign(networks, poison);
   out.flags.assign(networks, 0xdeadbeefu);
 }
@@ -134,7 +141,8 @@ Outputs run_on_host(const Case& c, double poison = nan) {
   b.etas = in.etas.data();
   b.critical_t = in.critical.data();
   b.V = out.V.data();
-  b.decided = out.decided.data();
+  b.decided = is_granger(c) ? nullptr : out.decided.data();  // granger_conditional must not need it
+  b.rank_key = out.rank_key.data();
   b.first_stage_f = out.first_stage_f.data();
   b.flags = out.flags.data();
   solver->solve(b, workspace.data());
@@ -144,15 +152,24 @@ Outputs run_on_host(const Case& c, double poison = nan) {
   return out;
 }
 
-// What the CPU computes for network i of a case.
+// What the CPU computes for network i of a case (granger_conditional: V the decisions, as
+// run_estimator makes them, and p).
 struct Reference {
-  Eigen::MatrixXd V, statistic, decided;
+  Eigen::MatrixXd V, statistic, decided, p_value;
   double first_stage_f = nan;
   uint32_t flags = 0;
 };
 
 Reference reference(const Case& c, size_t i) {
   const cs::Gram& g = c.grams[i];
+  if (is_granger(c)) {
+    const cs::Estimate e = cs::granger_conditional(g, c.k, cs::PValues::skip);
+    Reference r;
+    r.p_value = e.p_value;
+    r.V = cs::decisions(e.p_value, c.level, c.correction);
+    r.flags = e.flags;
+    return r;
+  }
   const cs::Estimate e = c.method == Method::ols
                              ? cs::ordinary_least_squares(g, c.k, c.intercept, cs::PValues::skip)
                              : cs::two_stage_least_squares(g, c.k, c.etas[i], cs::PValues::skip);
@@ -178,17 +195,70 @@ struct Gaps {
   double v = 0, f = 0;
   int near_critical = 0;  // decisions exempted because |t| is within 1e-9 of the critical value
   int finite_networks = 0;
+  int declared = 0, not_declared = 0;  // granger_conditional: the CPU's decisions compared
 };
 
-// Every output of every network against the CPU.
-Gaps expect_matches_cpu(const Case& c, const Outputs& out) {
+// Counts the elements that differ from the CPU and reports the first eight.
+struct Mismatches {
+  std::string name;
+  int count = 0;
+  void operator()(const std::string& what) {
+    if (++count <= 8) ADD_FAILURE() << name << ": " << what;
+  }
+};
+
+// granger_conditional's outputs against the CPU: flags, the decisions, 1 - p, first_stage_f NaN.
+// Under bonferroni the CPU's family is the number of defined tests; where one is undefined the
+// decisions hold a NaN (every score of the run is NaN) and only the NaN positions are compared.
+Gaps expect_granger_matches_cpu(const Case& c, const Outputs& out) {
   Gaps gaps;
   const int k = c.k;
   const size_t kk = static_cast<size_t>(k) * k;
-  int bad = 0;
-  auto report = [&](const std::string& what) {
-    if (++bad <= 8) ADD_FAILURE() << c.name << ": " << what;
-  };
+  Mismatches report{c.name};
+  const double level = c.correction == cs::Correction::bonferroni ? c.level / (static_cast<double>(k) * k) : c.level;
+  for (size_t net = 0; net < c.grams.size(); ++net) {
+    const Reference r = reference(c, net);
+    const std::string where = "network " + std::to_string(net);
+    EXPECT_EQ(out.flags[net], r.flags) << c.name << " " << where << ": flags " << cs::flags_to_string(out.flags[net])
+                                       << ", CPU " << cs::flags_to_string(r.flags);
+    if (!std::isnan(out.first_stage_f[net])) report(where + ": first_stage_f " + text(out.first_stage_f[net]));
+    const bool all_defined = r.p_value.allFinite();
+    if (all_defined) ++gaps.finite_networks;
+    for (size_t e = 0; e < kk; ++e) {
+      const std::string at = where + " (" + std::to_string(e % k) + ", " + std::to_string(e / k) + ")";
+      const double p = r.p_value(static_cast<Eigen::Index>(e)), want = r.V(static_cast<Eigen::Index>(e));
+      const double key = out.rank_key[net * kk + e], v = out.V[net * kk + e];
+      if (std::isnan(p)) {
+        if (!std::isnan(key) || !std::isnan(v)) report(at + ": key " + text(key) + " V " + text(v) + ", CPU NaN");
+        continue;
+      }
+      const double gap = std::abs(key - (1.0 - p));
+      if (!(gap <= 1e-9)) report(at + ": key " + text(key) + ", CPU " + text(1.0 - p));
+      gaps.v = std::max(gaps.v, gap);
+      if (!all_defined && c.correction == cs::Correction::bonferroni) continue;
+      gaps.declared += want == 1.0;
+      gaps.not_declared += want == 0.0;
+      if (v != want) {
+        if (std::abs(p - level) <= 1e-9 * level)
+          ++gaps.near_critical;
+        else
+          report(at + ": decided " + text(v) + ", CPU " + text(want) + " (p " + text(p) + ")");
+      }
+    }
+  }
+  EXPECT_EQ(report.count, 0) << c.name << ": " << report.count << " elements differ from the CPU";
+  std::printf("[          ] %s: largest 1 - p gap %.3g, %d near the level, %d of %zu networks fully defined\n",
+              c.name.c_str(), gaps.v, gaps.near_critical, gaps.finite_networks, c.grams.size());
+  return gaps;
+}
+
+// Every output of every network against the CPU.
+Gaps expect_matches_cpu(const Case& c, const Outputs& out) {
+  if (is_granger(c)) return expect_granger_matches_cpu(c, out);
+  Gaps gaps;
+  const int k = c.k;
+  const size_t kk = static_cast<size_t>(k) * k;
+  Mismatches report{c.name};
   for (size_t net = 0; net < c.grams.size(); ++net) {
     const Reference r = reference(c, net);
     const std::string where = "network " + std::to_string(net);
@@ -232,7 +302,7 @@ Gaps expect_matches_cpu(const Case& c, const Outputs& out) {
       }
     }
   }
-  EXPECT_EQ(bad, 0) << c.name << ": " << bad << " elements differ from the CPU";
+  EXPECT_EQ(report.count, 0) << c.name << ": " << report.count << " elements differ from the CPU";
   std::printf("[          ] %s: largest V gap %.3g (of the row's largest |V|), F gap %.3g, %d near-critical, "
               "%d of %zu networks finite\n",
               c.name.c_str(), gaps.v, gaps.f, gaps.near_critical, gaps.finite_networks, c.grams.size());
@@ -310,6 +380,10 @@ std::vector<Crafted> crafted_grams(int n, int k) {
   not_finite.ww(z0, z1) = not_finite.ww(z1, z0) = std::numeric_limits<double>::infinity();  // zz: iv unidentified
   out.push_back({"not finite", not_finite});
   out.push_back({"healthy again", gram_of(random_trajectory(n, 300, 11))});
+  Trajectory perfect = random_trajectory(n, 400, 12);
+  // x_3[t+1] from x_1[t] exactly (target 3: not among the elements thread 0 of a block tests)
+  for (int s = 1; s < 400; ++s) perfect.X(3, s) = 0.2 + 0.5 * perfect.X(1, s - 1);
+  out.push_back({"perfect fit of x_3[t+1]", gram_of(perfect)});
   return out;
 }
 
@@ -386,6 +460,39 @@ TEST(CudaHostLeastSquares, LargeSystemsBeyondSharedMemory) {
   EXPECT_EQ(expect_matches_cpu(iv, run_on_host(iv)).finite_networks, 1);
 }
 
+// Conditional Granger: sigmoid and identity networks, every k, both corrections the GPU decides, at
+// two levels; both decisions must occur, so a wrong comparison cannot pass.
+TEST(CudaHostLeastSquares, GrangerConditionalOnSimulatedNetworks) {
+  int declared = 0, not_declared = 0;
+  for (const cs::Nonlinearity f : {cs::Nonlinearity::sigmoid, cs::Nonlinearity::identity})
+    for (const int k : {40, 20, 1})
+      for (const auto& [correction, level] : {std::pair{cs::Correction::none, 0.05},
+                                              std::pair{cs::Correction::bonferroni, 0.05},
+                                              std::pair{cs::Correction::none, 0.3}}) {
+        Case c;
+        c.name = std::string("granger_conditional ") + (f == cs::Nonlinearity::identity ? "identity" : "sigmoid") +
+                 " n40 k" + std::to_string(k) + " level " + std::to_string(level) +
+                 (correction == cs::Correction::bonferroni ? " bonferroni" : "");
+        c.method = Method::granger_conditional;
+        c.n = 40;
+        c.k = k;
+        c.correction = correction;
+        c.level = level;
+        for (const uint64_t seed : {1, 2, 3}) {
+          c.grams.push_back(cs::test::simulated_grams(seed, 40, 2000, 0.5, 0.2, false, f).all);
+          c.etas.push_back(0.5);
+        }
+        const Gaps gaps = expect_matches_cpu(c, run_on_host(c));
+        EXPECT_EQ(gaps.finite_networks, 3) << c.name << ": the simulated networks must be testable";
+        declared += gaps.declared;
+        not_declared += gaps.not_declared;
+      }
+  EXPECT_GT(declared, 0);
+  EXPECT_GT(not_declared, 0);
+  Case large = simulated("granger_conditional n200 k200", Method::granger_conditional, 200, 200, 1500, {{7, 2.0}});
+  EXPECT_EQ(expect_matches_cpu(large, run_on_host(large)).finite_networks, 1);
+}
+
 // ---- host path: degenerate inputs ----------------------------------------------------------------
 
 TEST(CudaHostLeastSquares, OlsDegenerateGramsGiveNanAndTheCpuFlags) {
@@ -426,6 +533,30 @@ TEST(CudaHostLeastSquares, IvDegenerateGramsGiveNanAndTheCpuFlags) {
   check_on_host(smaller);
 }
 
+TEST(CudaHostLeastSquares, GrangerConditionalDegenerateGramsGiveNanAndTheCpuFlags) {
+  for (const int k : {6, 4}) {
+    Case c = crafted_case("granger_conditional crafted k" + std::to_string(k), Method::granger_conditional, 6, k, true);
+    c.correction = cs::Correction::none;
+    EXPECT_EQ(cpu_flags(c, 0), 0u);
+    EXPECT_EQ(cpu_flags(c, 2), cs::flag_singular | cs::flag_constant_regressor);
+    EXPECT_EQ(cpu_flags(c, 3), cs::flag_singular);
+    EXPECT_EQ(cpu_flags(c, 8), cs::flag_too_few_samples);                     // m = k + 1
+    EXPECT_EQ(cpu_flags(c, 9), 0u);                                           // m = k + 2: df = 1
+    EXPECT_EQ(cpu_flags(c, 11), cs::flag_singular);                           // not finite
+    EXPECT_EQ(cpu_flags(c, 13), cs::flag_singular);                           // a perfect fit: target 3's tests
+    const Outputs out = check_on_host(c);
+    // Only the perfectly fitted target's tests are undefined; the others are decided.
+    const size_t kk = static_cast<size_t>(k) * k, net = 13;
+    for (int i = 0; i < k; ++i)
+      for (int j = 0; j < k; ++j)
+        EXPECT_EQ(std::isnan(out.rank_key[net * kk + i + static_cast<size_t>(j) * k]), i == 3) << i << " " << j;
+    expect_matches_cpu(c, run_on_host(c, -777.0));  // finite poison: NaN outputs must be written
+    c.name += " bonferroni";
+    c.correction = cs::Correction::bonferroni;
+    check_on_host(c);
+  }
+}
+
 TEST(CudaHostLeastSquares, MissingCriticalValueGivesNanDecisionsOnly) {
   Case c = simulated("ols without critical", Method::ols, 40, 20, 2000, {{1, 2.0}, {2, 2.0}});
   c.without_critical = {false, true};
@@ -446,6 +577,7 @@ TEST(CudaHostLeastSquares, WorkspaceBytesAsDocumented) {
     for (const int networks : {1, 3, 1000}) {
       const size_t kk = static_cast<size_t>(k) * k, p = k + 1, count = networks;
       const size_t ols_slot = 4 * up(kk, 32) + up(2 * kk, 32) + 2 * up(k, 32) + up(3, 32);
+      const size_t granger_slot = ols_slot - up(kk, 32);  // no H B
       const size_t iv_slot = 2 * up(p * p, 32) + 2 * up(p * (2 * p + k), 32) + up(p, 32) + up(k, 32) + up(3, 32);
       auto total = [&](size_t slot, size_t arrays) {
         return up(count * slot * 8, 256) + up(count * arrays * sizeof(double*), 256) + up(2 * count * 4, 256) +
@@ -453,6 +585,8 @@ TEST(CudaHostLeastSquares, WorkspaceBytesAsDocumented) {
       };
       EXPECT_EQ(solver->workspace_bytes(Method::ols, networks, k), total(ols_slot, 2)) << k << " " << networks;
       EXPECT_EQ(solver->workspace_bytes(Method::iv, networks, k), total(iv_slot, 4)) << k << " " << networks;
+      EXPECT_EQ(solver->workspace_bytes(Method::granger_conditional, networks, k), total(granger_slot, 2))
+          << k << " " << networks;
     }
 }
 
@@ -474,6 +608,14 @@ TEST(CudaHostLeastSquares, RefusesInconsistentBatches) {
   EXPECT_THROW(solver->solve(b, workspace.data()), std::invalid_argument);
   b.k = 6;
   b.method = Method::iv;  // iv without etas
+  EXPECT_THROW(solver->solve(b, workspace.data()), std::invalid_argument);
+  b.method = Method::granger_conditional;  // without rank_key
+  EXPECT_THROW(solver->solve(b, workspace.data()), std::invalid_argument);
+  b.rank_key = out.rank_key.data();
+  b.intercept = false;  // its regressions always have an intercept
+  EXPECT_THROW(solver->solve(b, workspace.data()), std::invalid_argument);
+  b.method = Method::ols;  // ols without decisions
+  b.decided = nullptr;
   EXPECT_THROW(solver->solve(b, workspace.data()), std::invalid_argument);
   b.networks = 0;  // nothing to do: nothing touched
   EXPECT_NO_THROW(solver->solve(b, nullptr));
@@ -513,7 +655,7 @@ Outputs run_on_device(const Case& c, cudaStream_t stream) {
   Outputs poisoned;
   poison_outputs(poisoned, c.grams.size(), c.k, nan);
   DeviceArray<double> grams(in.grams), etas(in.etas), critical(in.critical);
-  DeviceArray<double> V(poisoned.V), decided(poisoned.decided), f(poisoned.first_stage_f);
+  DeviceArray<double> V(poisoned.V), decided(poisoned.decided), f(poisoned.first_stage_f), key(poisoned.rank_key);
   DeviceArray<uint32_t> flags(poisoned.flags);
   const size_t bytes = solver->workspace_bytes(c.method, static_cast<int>(c.grams.size()), c.k);
   DeviceArray<unsigned char> workspace(bytes);
@@ -523,12 +665,13 @@ Outputs run_on_device(const Case& c, cudaStream_t stream) {
   b.etas = etas.data;
   b.critical_t = critical.data;
   b.V = V.data;
-  b.decided = decided.data;
+  b.decided = is_granger(c) ? nullptr : decided.data;
+  b.rank_key = key.data;
   b.first_stage_f = f.data;
   b.flags = flags.data;
   solver->solve(b, workspace.data);
   CS_CUDA_CHECK(cudaStreamSynchronize(stream));
-  return {V.to_host(), decided.to_host(), f.to_host(), flags.to_host()};
+  return {V.to_host(), decided.to_host(), f.to_host(), key.to_host(), flags.to_host()};
 }
 
 TEST(CudaDeviceLeastSquares, MatchesTheCpuOnSimulatedAndDegenerateGrams) {
@@ -548,6 +691,14 @@ TEST(CudaDeviceLeastSquares, MatchesTheCpuOnSimulatedAndDegenerateGrams) {
   cases.push_back(simulated("device ols n200 k200", Method::ols, 200, 200, 1500, {{7, 2.0}}));
   cases.push_back(crafted_case("device ols crafted", Method::ols, 6, 6, true));
   cases.push_back(crafted_case("device iv crafted", Method::iv, 6, 6, true));
+  cases.push_back(simulated("device granger_conditional n40 k40", Method::granger_conditional, 40, 40, 2000,
+                            {{1, 0.5}, {2, 0.5}, {3, 2.0}}));
+  cases.push_back(simulated("device granger_conditional n100 k60", Method::granger_conditional, 100, 60, 3000,
+                            {{4, 2.0}, {5, 1.0}}));
+  cases.back().correction = cs::Correction::bonferroni;
+  cases.push_back(simulated("device granger_conditional n200 k200", Method::granger_conditional, 200, 200, 1500,
+                            {{7, 2.0}}));
+  cases.push_back(crafted_case("device granger_conditional crafted", Method::granger_conditional, 6, 6, true));
   // Many networks in one batch (the same Grams repeated): the batched calls at scale.
   Case many = simulated("device iv many", Method::iv, 40, 20, 2000, {{1, 2.0}, {2, 1.0}, {3, 0.0}});
   for (int copy = 0; copy < 9; ++copy)

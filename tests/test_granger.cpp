@@ -295,6 +295,34 @@ TEST(Granger, DegenerateInputGivesNanAndFlags) {
   EXPECT_TRUE(std::isnan(d.p_value(0, 1)));
 }
 
+// A target fitted perfectly (RSS within 1e-13 of its variation: rounding noise) leaves its tests
+// undefined (NaN, flag_singular) on both tests; a fit that is merely very good is still tested.
+TEST(Granger, PerfectFitIsUndefinedNotSignificant) {
+  MatrixXd X = data("var").X;
+  for (Eigen::Index t = 1; t < X.cols(); ++t) X(3, t) = 0.2 + 0.5 * X(1, t - 1);  // x_3[t+1] from x_1[t] exactly
+  const cs::Gram perfect = cs::gram_from_trajectories(X, MatrixXd(), false, cs::Nonlinearity::identity);
+  const cs::Estimate g = cs::granger(perfect, 6);
+  EXPECT_EQ(g.flags, cs::flag_singular);
+  EXPECT_TRUE(std::isnan(g.p_value(3, 1)));  // x_3[t+1] ~ 1 + x_3[t] + x_1[t]: perfect
+  EXPECT_TRUE(std::isfinite(g.p_value(3, 0)));
+  EXPECT_TRUE(std::isfinite(g.p_value(1, 3)));
+  const cs::Estimate c = cs::granger_conditional(perfect, 6);
+  EXPECT_EQ(c.flags, cs::flag_singular);
+  for (int j = 0; j < 6; ++j) {
+    EXPECT_TRUE(std::isnan(c.p_value(3, j))) << j;
+    EXPECT_TRUE(std::isfinite(c.p_value(0, j))) << j;
+  }
+  // Noise of 1e-6 (RSS about 1e-11 of the variation): defined, and x_1 overwhelmingly significant.
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> noise(0.0, 1e-6);
+  for (Eigen::Index t = 1; t < X.cols(); ++t) X(3, t) += noise(rng);
+  const cs::Gram close = cs::gram_from_trajectories(X, MatrixXd(), false, cs::Nonlinearity::identity);
+  const cs::Estimate c2 = cs::granger_conditional(close, 6);
+  EXPECT_EQ(c2.flags, 0u);
+  EXPECT_LT(c2.p_value(3, 1), 1e-300);
+  EXPECT_EQ(cs::granger(close, 6).flags, 0u);
+}
+
 TEST(Granger, BenjaminiHochbergByHand) {
   // p sorted: 0.001 0.008 0.039 0.041 0.042 0.06 0.074 0.205 0.212; m = 9, alpha = 0.05:
   // r alpha / m = 0.0056 0.011 0.0167 0.022 0.028 0.033 ...: only the first two pass.

@@ -1,6 +1,7 @@
 #pragma once
 // The math of the lag-1 Granger tests, written once for both backends: host/estimators.cpp's
-// granger() and granger_conditional() and the GPU's Granger kernel (kernels/scores.cu) call these.
+// granger() and granger_conditional(), the GPU's Granger kernel (kernels/scores.cu) and its batched
+// conditional test (kernels/least_squares.cu) call these.
 #include <cmath>
 #include <cstdint>
 
@@ -19,15 +20,20 @@ CS_HD inline double chi2_1_upper(double statistic) {
 // One likelihood-ratio test from the drop of the residual sum of squares when a regressor joins the
 // model (dropped = RSS_r - RSS_u): LR = m ln(RSS_r / RSS_u), written as m log1p(dropped / RSS_u) so
 // that small statistics stay exact, its chi-square(1) p-value, and statsmodels' ssr_ftest F
-// statistic dropped / (RSS_u / df). Undefined (a perfect fit, or a non-finite drop): flag_singular.
+// statistic dropped / (RSS_u / df). Undefined, flag_singular: a non-finite drop, or a perfect fit,
+// RSS_u <= 1e-13 of the target's centred sum of squares `total` (such an RSS is rounding noise, so
+// the statistic would be too, and two solvers could not even agree on its sign).
+constexpr double perfect_fit = 1e-13;
+
 struct LikelihoodRatioTest {
   double statistic = NAN, p_value = NAN, f_statistic = NAN;
   uint32_t flags = flag_none;
 };
 
-CS_HD inline LikelihoodRatioTest likelihood_ratio_test(double dropped, double rss_u, double m, double df) {
+CS_HD inline LikelihoodRatioTest likelihood_ratio_test(double dropped, double rss_u, double total, double m,
+                                                       double df) {
   LikelihoodRatioTest test;
-  if (!(rss_u > 0) || !(dropped - dropped == 0.0)) {
+  if (!(rss_u > perfect_fit * total) || !(rss_u > 0) || !(dropped - dropped == 0.0)) {
     test.flags = flag_singular;
     return test;
   }
@@ -36,6 +42,14 @@ CS_HD inline LikelihoodRatioTest likelihood_ratio_test(double dropped, double rs
   test.p_value = chi2_1_upper(test.statistic);
   test.f_statistic = dropped / (rss_u / df);
   return test;
+}
+
+// One test's decision on the GPU, as decisions() makes it for corrections none and bonferroni: NaN
+// for an undefined test, else p < level (none) or p <= level (bonferroni, as statsmodels; its level
+// is alpha / (k k)).
+CS_HD inline double decide_test(double p_value, double level, bool inclusive) {
+  if (p_value != p_value) return NAN;
+  return (inclusive ? p_value <= level : p_value < level) ? 1.0 : 0.0;
 }
 
 // The raw Gram sums one bivariate test of x_j on x_i reads (gram.hpp's views), m = transitions.
@@ -67,7 +81,7 @@ CS_HD inline LikelihoodRatioTest granger_pair_test(const GrangerPairSums& s, boo
     return undefined;
   }
   const double own = c_ii * c_ii / C_ii;  // x_i[t]'s share of x_i[t+1]'s variation
-  if (diagonal) return likelihood_ratio_test(own, syy_i - own, m, m - 2);
+  if (diagonal) return likelihood_ratio_test(own, syy_i - own, syy_i, m, m - 2);
   // Frisch-Waugh: x_j's part orthogonal to x_i explains the drop without forming RSS_u by subtraction.
   const double residual_var = C_jj - C_ij * C_ij / C_ii;
   if (!(residual_var > 1e-13 * C_jj)) {
@@ -76,7 +90,7 @@ CS_HD inline LikelihoodRatioTest granger_pair_test(const GrangerPairSums& s, boo
   }
   const double partial = c_ji - C_ij * c_ii / C_ii;
   const double dropped = partial * partial / residual_var;
-  return likelihood_ratio_test(dropped, (syy_i - own) - dropped, m, m - 3);
+  return likelihood_ratio_test(dropped, (syy_i - own) - dropped, syy_i, m, m - 3);
 }
 
 }  // namespace causalsweep
