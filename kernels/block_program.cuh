@@ -8,6 +8,8 @@
 
 #include <cstddef>
 
+#include "host_threads.hpp"
+
 // Unrolled on the device (keeps small accumulator arrays in registers); nothing on the host.
 #ifdef __CUDA_ARCH__
 #define CS_UNROLL _Pragma("unroll")
@@ -31,7 +33,7 @@ struct HostBlock {
   int threads;
   template <class Phase>
   void parallel(Phase&& phase) {
-    for (int tid = 0; tid < threads; ++tid) phase(tid, threads);
+    for_each_host_thread(threads, [&](int tid) { phase(tid, threads); });
   }
 };
 

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "causalsweep/n_to_1.hpp"
+#include "host_threads.hpp"
 #include "causalsweep/random_stream.hpp"
 #include "cuda_check.cuh"
 #include "n_to_1_cuda.hpp"
@@ -208,7 +209,7 @@ struct HostBlock {
   }
   template <class Phase>
   void parallel(Phase&& phase) {
-    for (int tid = 0; tid < threads; ++tid) phase(tid, threads, states[static_cast<size_t>(tid)]);
+    for_each_host_thread(threads, [&](int tid) { phase(tid, threads, states[static_cast<size_t>(tid)]); });
   }
 };
 

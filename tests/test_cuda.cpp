@@ -52,6 +52,7 @@ TEST(CudaSelection, CudaWithoutUsableGpuIsInputErrorAndAutoFallsBack) {
 #include "cuda_kernels.hpp"
 #include "cuda_test_support.hpp"
 #include "engine.hpp"
+#include "host_threads.hpp"
 #include "orchestrator.hpp"
 #include "progress.hpp"
 #include "cpu_network.hpp"
@@ -334,6 +335,18 @@ struct DeviceArray {
 // ---- without a GPU -----------------------------------------------------------------------------
 
 // The exact cuRAND calls the kernels make, compiled for the host, read Random123's words.
+// The emulated blocks run their threads in the order the environment asks for (ctest's
+// emulation_threads_descending reruns every emulation suite in descending order).
+TEST(CudaHost, EmulatedThreadOrderFollowsTheEnvironment) {
+  const char* value = std::getenv("CAUSALSWEEP_HOST_THREADS_DESCENDING");
+  const bool descending = value && value[0] == '1';
+  EXPECT_EQ(cuda::host_threads_descending(), descending);
+  std::vector<int> order;
+  cuda::for_each_host_thread(4, [&](int tid) { order.push_back(tid); });
+  EXPECT_EQ(order, descending ? std::vector<int>({3, 2, 1, 0}) : std::vector<int>({0, 1, 2, 3}));
+  std::printf("[          ] emulated threads run in %s order\n", descending ? "descending" : "ascending");
+}
+
 TEST(CudaHost, CurandAddressingMatchesRandom123) {
   std::mt19937_64 rng(12345);
   for (int i = 0; i < 20000; ++i) {
