@@ -52,8 +52,8 @@ Gram unpack_gram(const double* buffer, int n, int64_t transitions, int64_t satur
 // the simulation's layouts (n = 7: 64 threads, Grams in shared memory; 40 and 130: 256 threads, A
 // and tile in shared memory, Grams global; A in global memory, from n = 143 on an H100, is left to
 // the device tests to keep this check quick), n = 130 also for the Lanczos basis and the score sort in global
-// memory, both lasso solvers, both Granger tests (GPU), and Benjamini-Hochberg Granger decisions (host)
-// between GPU ones.
+// memory, both lasso solvers, both Granger tests and Benjamini-Hochberg over Granger p-values (GPU),
+// and Benjamini-Hochberg OLS decisions (host) between GPU ones.
 const char* self_check_config() {
   return R"(name = "cuda_self_check"
 [model]
@@ -66,10 +66,13 @@ perturb = true
 [seeds]
 list = [20261122, 20261123, 20261124]
 [estimators]
-use = ["correlation", "perturbation", "ols", "granger_bh", "iv", "ols_bonferroni", "lasso", "lasso_cyclic",
-       "granger", "granger_conditional"]
-[estimators.granger_bh]
-method = "granger"
+use = ["correlation", "perturbation", "ols", "ols_bh", "iv", "ols_bonferroni", "lasso", "lasso_cyclic",
+       "granger", "granger_conditional_bh"]
+[estimators.ols_bh]
+method = "ols"
+correction = "bh"
+[estimators.granger_conditional_bh]
+method = "granger_conditional"
 correction = "bh"
 [estimators.ols_bonferroni]
 method = "ols"

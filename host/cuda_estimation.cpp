@@ -43,9 +43,9 @@ bool estimable_on_gpu(const EstimatorSpec& spec) {
     case EstimatorMethod::perturbation: return true;
     case EstimatorMethod::lasso: return true;  // cyclic: lasso.cu; active set: lasso_active_set.cu
     case EstimatorMethod::ols:
-    case EstimatorMethod::iv:
+    case EstimatorMethod::iv: return spec.correction != Correction::bh;  // BH needs Student-t p-values: the host
     case EstimatorMethod::granger:
-    case EstimatorMethod::granger_conditional: return spec.correction != Correction::bh;  // BH ranks all p: the host
+    case EstimatorMethod::granger_conditional: return true;  // BH: launch_benjamini_hochberg on the p-values
     case EstimatorMethod::sta_shuffle: return false;  // the n_to_1 family's test (cuda_n_to_1)
   }
   return false;
@@ -260,6 +260,7 @@ void EstimationStage::run(const StageBuffers& b) const {
           if (spec.method == EstimatorMethod::granger_conditional) {
             // As for granger below: V holds the decisions, the decisions buffer the key 1 - p.
             batch.level = granger_level(spec, k);
+            batch.write_p_values = spec.correction == Correction::bh;
             batch.rank_key = decided;
             run_decided = estimate;
             run_rank_key = decided;
@@ -317,6 +318,7 @@ void EstimationStage::run(const StageBuffers& b) const {
           batch.grams = b.grams;
           batch.level = granger_level(spec, k);
           batch.inclusive = spec.correction != Correction::none;
+          batch.write_p_values = spec.correction == Correction::bh;
           batch.V = estimate;
           batch.rank_key = decided;
           batch.flags = run_flags;
@@ -329,6 +331,19 @@ void EstimationStage::run(const StageBuffers& b) const {
           break;
         }
         default: throw std::logic_error("EstimationStage: estimator not computed on the GPU");
+      }
+      if (run_rank_key && spec.correction == Correction::bh) {
+        // The Granger tests left their p-values in V: the step-up decides them there.
+        BenjaminiHochbergBatch batch;
+        batch.networks = networks;
+        batch.k = k;
+        batch.alpha = spec.level;
+        batch.V = estimate;
+        batch.scratch = reinterpret_cast<double*>(b.workspace + l.score_scratch);
+        if (executor_.on_device)
+          launch_benjamini_hochberg(batch, executor_.shared_limit, executor_.stream);
+        else
+          emulate_benjamini_hochberg_on_host(batch, executor_.shared_limit);
       }
       ScoreBatch batch;
       batch.networks = networks;

@@ -23,9 +23,10 @@ namespace causalsweep::cuda {
 
 class LeastSquaresSolver;
 
-// Whether the GPU computes this estimator: correlation, perturbation, the lasso (both solvers), and
-// ols / iv / granger / granger_conditional under corrections none and bonferroni. Benjamini-Hochberg
-// ranks all p-values of a run: it runs on the host, from the Grams.
+// Whether the GPU computes this estimator: correlation, perturbation, the lasso (both solvers),
+// granger and granger_conditional (every correction), and ols / iv under corrections none and
+// bonferroni. Their Benjamini-Hochberg decisions need Student-t p-values, which the GPU does not
+// compute: those run on the host, from the Grams.
 bool estimable_on_gpu(const EstimatorSpec& spec);
 // ... for networks of n neurons (the lasso kernel takes k <= 4096 observed neurons; above, the host).
 bool estimable_on_gpu(const EstimatorSpec& spec, int n);

@@ -383,7 +383,7 @@ CS_HD inline uint32_t write_tests(const LeastSquaresBatch& batch, const GramView
     const double total = g.uu(g.next(i)) - sum * sum / m;  // x_i[t+1]'s centred sum of squares
     const LikelihoodRatioTest test = likelihood_ratio_test(b * b / inverse_diagonal[j], rss[i], total, m, m - k - 1);
     flags |= test.flags;
-    V[e] = decide_test(test.p_value, batch.level, batch.inclusive);
+    V[e] = batch.write_p_values ? test.p_value : decide_test(test.p_value, batch.level, batch.inclusive);
     rank_key[e] = 1.0 - test.p_value;
   }
   return flags;

@@ -43,6 +43,8 @@ struct LeastSquaresBatch {
   double level = 0.05;               // granger_conditional: declare p < level (p <= level when inclusive; for
                                      // bonferroni the host passes alpha / (k k))
   bool inclusive = false;            // bonferroni: |t| >= critical, p <= level; none: |t| > critical, p < level
+  bool write_p_values = false;       // granger_conditional: V = the p-values instead of decisions (Benjamini-
+                                     // Hochberg decides later: score_kernels.hpp)
   double* V = nullptr;               // [networks][k * k] out: V(i, j) at i + j k (target i, regressor j), as Estimate::V
                                      // (granger_conditional: the decisions, as run_estimator's V)
   double* decided = nullptr;         // [networks][k * k] out, ols and iv: 1 / 0, NaN where t is not finite or

@@ -7,7 +7,8 @@
 //     correlation() (and perturbation(), which is the same on the even-transition Gram);
 //   - granger: the bivariate lag-1 Granger tests of every observed pair from a network's Gram, as
 //     host/estimators.cpp's granger() (both call include/causalsweep/granger_test.hpp), decided at the
-//     run's level (corrections none and bonferroni);
+//     run's level (corrections none and bonferroni), or left as p-values for:
+//   - benjamini_hochberg: decisions() with correction bh over one run's p-values, in place;
 //   - scores: corr_with_truth, the AUC of |V| or of a given ranking key (granger: 1 - p), ties sharing
 //     their average rank, TPR and FPR of one run, as host/scores.cpp's score_run().
 // One CUDA block per network; both block programs also run on the host (emulate_..._on_host), so
@@ -33,13 +34,15 @@ void launch_correlation(const CorrelationBatch& batch, cudaStream_t stream);
 void emulate_correlation_on_host(const CorrelationBatch& batch);
 
 // The bivariate Granger tests of one run per network: V = the decisions, as run_estimator() gives
-// granger's V, and the key the AUC ranks by (score_run: 1 - p).
+// granger's V (or the p-values, for launch_benjamini_hochberg to decide), and the key the AUC ranks
+// by (score_run: 1 - p).
 struct GrangerBatch {
   int networks = 0, n = 0, k = 0;
   const double* grams = nullptr;  // [networks][gram_doubles(n)]
   double level = 0.05;            // declare p < level (none), or p <= level (bonferroni: alpha / (k k))
   bool inclusive = false;         // true for bonferroni, as decisions() (the family is k k: see below)
-  double* V = nullptr;            // [networks][k * k] out: 1 / 0, NaN where the test is undefined
+  bool write_p_values = false;    // V = the p-values instead of decisions (Benjamini-Hochberg decides later)
+  double* V = nullptr;            // [networks][k * k] out: 1 / 0 (or p), NaN where the test is undefined
   double* rank_key = nullptr;     // [networks][k * k] out: 1 - p (NaN where p is)
   uint32_t* flags = nullptr;      // [networks] out: the flags granger() sets
 };
@@ -47,6 +50,19 @@ struct GrangerBatch {
 // one is undefined, V holds a NaN and every score of the run is NaN whatever the others decide.
 void launch_granger(const GrangerBatch& batch, cudaStream_t stream);
 void emulate_granger_on_host(const GrangerBatch& batch);
+
+// Benjamini-Hochberg decisions of one run per network, in place, as decisions() with correction bh:
+// the run's defined p-values sorted, the largest rank r with p_(r) <= r alpha / family (family = the
+// number of defined tests), every p <= p_(r) declared; NaN stays NaN.
+struct BenjaminiHochbergBatch {
+  int networks = 0, k = 0;
+  double alpha = 0.05;
+  double* V = nullptr;        // [networks][k * k] in: the p-values (NaN: undefined); out: 1 / 0 / NaN
+  double* scratch = nullptr;  // [networks][score_scratch_doubles(k, shared_limit)] (unused when that is 0)
+};
+// As launch_scores / emulate_scores_on_host below: the sort buffer in shared memory when it fits.
+void launch_benjamini_hochberg(const BenjaminiHochbergBatch& batch, size_t shared_limit_bytes, cudaStream_t stream);
+void emulate_benjamini_hochberg_on_host(const BenjaminiHochbergBatch& batch, size_t shared_limit_bytes);
 
 struct RunScore {
   double corr_with_truth, auc, tpr, fpr;  // NaN where undefined (tpr / fpr NaN without decisions)

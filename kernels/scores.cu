@@ -140,7 +140,7 @@ __host__ __device__ void granger_block(Block& block, const GrangerBatch& batch, 
                                  g.x_cross(i, j), g.x_next(i, i), g.x_next(j, i), g.next_sum(i), g.next_sq(i)};
       const LikelihoodRatioTest test = granger_pair_test(sums, i == j);
       flags |= test.flags;
-      V[e] = decide_test(test.p_value, batch.level, batch.inclusive);
+      V[e] = batch.write_p_values ? test.p_value : decide_test(test.p_value, batch.level, batch.inclusive);
       rank_key[e] = 1.0 - test.p_value;
     }
     partial_flags[tid] = flags;
@@ -203,12 +203,12 @@ struct ScoreMemory {
   double* sorted;  // [sort_length(k)]
 };
 
-__host__ __device__ inline ScoreMemory carve_scores(const ScoreBatch& batch, size_t scratch_doubles, int network,
+__host__ __device__ inline ScoreMemory carve_scores(double* scratch, size_t scratch_doubles, int network,
                                                     double* shared) {
   ScoreMemory memory;
   memory.rows = shared;
   memory.means = shared + static_cast<size_t>(row_count) * score_threads;
-  memory.sorted = scratch_doubles > 0 ? batch.scratch + static_cast<size_t>(network) * scratch_doubles
+  memory.sorted = scratch_doubles > 0 ? scratch + static_cast<size_t>(network) * scratch_doubles
                                       : memory.means + block_values;
   return memory;
 }
@@ -288,7 +288,7 @@ __host__ __device__ void score_block(Block& block, const ScoreBatch& batch, size
   const double* V = batch.V + static_cast<size_t>(network) * count;
   const size_t offset = static_cast<size_t>(network) * count;  // of V and decided
   const bool has_decisions = batch.decided != nullptr || batch.threshold >= 0;
-  const ScoreMemory memory = carve_scores(batch, scratch_doubles, network, shared);
+  const ScoreMemory memory = carve_scores(batch.scratch, scratch_doubles, network, shared);
   double* rows = memory.rows;
   auto truth = [&](int e) { return A[e % k + static_cast<size_t>(e / k) * n]; };  // A(i, j), e = i + j k
   const double* key = batch.rank_key ? batch.rank_key + offset : nullptr;
@@ -433,6 +433,60 @@ __global__ void __launch_bounds__(score_threads) score_kernel(const ScoreBatch b
   score_block(block, batch, scratch_doubles, static_cast<int>(blockIdx.x), shared);
 }
 
+// ---- Benjamini-Hochberg -------------------------------------------------------------------------
+
+// One run's step-up decisions in place (decisions() with correction bh): its defined p-values are
+// sorted (the undefined ones, as +inf, and the padding sort last), the largest position r (from 0)
+// with p_(r) <= (r + 1) alpha / family gives the cutoff p_(r), and p <= cutoff is declared.
+// Memory as the score block's: the sort buffer, and two reduction rows and one block value.
+#pragma nv_exec_check_disable
+template <class Block>
+__host__ __device__ void benjamini_hochberg_block(Block& block, const BenjaminiHochbergBatch& batch,
+                                                  size_t scratch_doubles, int network, double* shared) {
+  const int count = batch.k * batch.k, length = sort_length(batch.k);
+  double* V = batch.V + static_cast<size_t>(network) * count;
+  const ScoreMemory memory = carve_scores(batch.scratch, scratch_doubles, network, shared);
+  double* rows = memory.rows;
+  double* sorted = memory.sorted;
+  // The sort's input and each thread's count of defined tests. Owns: entries tid, tid + threads, ...
+  block.parallel([&](int tid, int threads) {
+    double defined = 0;
+    for (int e = tid; e < length; e += threads) {
+      const bool tested = e < count && !isnan(V[e]);
+      sorted[e] = tested ? V[e] : infinity;
+      defined += tested;
+    }
+    row(rows, 0, tid) = defined;
+  });
+  reduce_rows(block, rows, 1);  // row 0, entry 0: the family
+  bitonic_sort(block, sorted, length);
+  // The largest passing position among each thread's positions, then thread 0's cutoff.
+  block.parallel([&](int tid, int threads) {
+    const double family = row(rows, 0, 0);
+    double largest = -1;
+    for (int r = tid; r < static_cast<int>(family); r += threads)
+      if (sorted[r] <= (static_cast<double>(r) + 1.0) * batch.alpha / family) largest = r;
+    row(rows, 1, tid) = largest;
+  });
+  block.parallel([&](int tid, int threads) {
+    if (tid != 0) return;
+    double largest = -1;
+    for (int t = 0; t < threads; ++t) largest = row(rows, 1, t) > largest ? row(rows, 1, t) : largest;
+    memory.means[0] = largest >= 0 ? sorted[static_cast<int>(largest)] : -1.0;
+  });
+  block.parallel([&](int tid, int threads) {
+    const double cutoff = memory.means[0];
+    for (int e = tid; e < count; e += threads) V[e] = isnan(V[e]) ? not_a_number : (V[e] <= cutoff ? 1.0 : 0.0);
+  });
+}
+
+__global__ void __launch_bounds__(score_threads)
+    benjamini_hochberg_kernel(const BenjaminiHochbergBatch batch, size_t scratch_doubles) {
+  extern __shared__ double shared[];
+  DeviceBlock block;
+  benjamini_hochberg_block(block, batch, scratch_doubles, static_cast<int>(blockIdx.x), shared);
+}
+
 void check_k(int k, const char* who) {
   if (k < 1 || k > max_k) throw std::invalid_argument(std::string(who) + ": k must be in [1, 32768]");
 }
@@ -476,34 +530,74 @@ size_t score_scratch_doubles(int k, size_t shared_limit_bytes) {
   return sort_in_shared(k, shared_limit_bytes) ? 0 : static_cast<size_t>(sort_length(k));
 }
 
-void launch_scores(const ScoreBatch& batch, size_t shared_limit_bytes, cudaStream_t stream) {
+namespace {
+
+// What a sorting block (scores, Benjamini-Hochberg) needs: its global scratch per network (0 when
+// the sort fits in shared memory) and its dynamic shared memory. Refuses a launch without scratch
+// when the sort needs it.
+struct SortMemory {
+  size_t scratch_doubles, shared_bytes;
+};
+
+SortMemory sort_memory(int k, size_t shared_limit_bytes, const double* scratch, bool on_device, const char* who) {
+  check_k(k, who);
+  const SortMemory m{score_scratch_doubles(k, shared_limit_bytes), score_shared_bytes(k, shared_limit_bytes)};
+  if (on_device && m.scratch_doubles > 0 && scratch == nullptr)
+    throw std::invalid_argument(std::string(who) + ": the sort needs score_scratch_doubles(k) of global scratch per network");
+  return m;
+}
+
+template <class Batch>
+void launch_sorting_kernel(void (*kernel)(Batch, size_t), const Batch& batch, size_t shared_limit_bytes,
+                           cudaStream_t stream, const char* who) {
   if (batch.networks <= 0) return;
-  check_k(batch.k, "launch_scores");
-  const size_t scratch_doubles = score_scratch_doubles(batch.k, shared_limit_bytes);
-  if (scratch_doubles > 0 && batch.scratch == nullptr)
-    throw std::invalid_argument("launch_scores: the sort needs score_scratch_doubles(k) of global scratch per network");
-  const size_t shared_bytes = score_shared_bytes(batch.k, shared_limit_bytes);
-  CS_CUDA_CHECK(cudaFuncSetAttribute(score_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(shared_bytes)));
-  score_kernel<<<batch.networks, score_threads, shared_bytes, stream>>>(batch, scratch_doubles);
+  const SortMemory m = sort_memory(batch.k, shared_limit_bytes, batch.scratch, true, who);
+  CS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(m.shared_bytes)));
+  kernel<<<batch.networks, score_threads, m.shared_bytes, stream>>>(batch, m.scratch_doubles);
   CS_CUDA_CHECK(cudaGetLastError());
 }
 
-void emulate_scores_on_host(const ScoreBatch& batch, size_t shared_limit_bytes) {
-  check_k(batch.k, "emulate_scores_on_host");
+// The block program on the host (scratch and shared memory allocated here and poisoned with NaN, so
+// a read before a write shows up in the results; batch.scratch is ignored), network after network.
+template <class Batch, class Program>
+void emulate_sorting_block(const Batch& batch, size_t shared_limit_bytes, const char* who, Program program) {
   constexpr double poison = std::numeric_limits<double>::quiet_NaN();
-  const size_t scratch_doubles = score_scratch_doubles(batch.k, shared_limit_bytes);
-  std::vector<double> shared(score_shared_bytes(batch.k, shared_limit_bytes) / sizeof(double));
-  std::vector<double> scratch(static_cast<size_t>(batch.networks) * scratch_doubles + 1);
-  ScoreBatch host_batch = batch;
+  const SortMemory m = sort_memory(batch.k, shared_limit_bytes, nullptr, false, who);
+  std::vector<double> shared(m.shared_bytes / sizeof(double));
+  std::vector<double> scratch(static_cast<size_t>(batch.networks) * m.scratch_doubles + 1);
+  Batch host_batch = batch;
   host_batch.scratch = scratch.data();
   HostBlock block{score_threads};
   for (int network = 0; network < batch.networks; ++network) {
-    // Uninitialised memory is NaN here, so a read before a write shows up in the results.
     std::fill(shared.begin(), shared.end(), poison);
     std::fill(scratch.begin(), scratch.end(), poison);
-    score_block(block, host_batch, scratch_doubles, network, shared.data());
+    program(block, host_batch, m.scratch_doubles, network, shared.data());
   }
+}
+
+}  // namespace
+
+void launch_scores(const ScoreBatch& batch, size_t shared_limit_bytes, cudaStream_t stream) {
+  launch_sorting_kernel(score_kernel, batch, shared_limit_bytes, stream, "launch_scores");
+}
+
+void emulate_scores_on_host(const ScoreBatch& batch, size_t shared_limit_bytes) {
+  emulate_sorting_block(batch, shared_limit_bytes, "emulate_scores_on_host",
+                        [](HostBlock& block, const ScoreBatch& b, size_t scratch_doubles, int network, double* shared) {
+                          score_block(block, b, scratch_doubles, network, shared);
+                        });
+}
+
+// ---- Benjamini-Hochberg: entry points -----------------------------------------------------------
+
+void launch_benjamini_hochberg(const BenjaminiHochbergBatch& batch, size_t shared_limit_bytes, cudaStream_t stream) {
+  launch_sorting_kernel(benjamini_hochberg_kernel, batch, shared_limit_bytes, stream, "launch_benjamini_hochberg");
+}
+
+void emulate_benjamini_hochberg_on_host(const BenjaminiHochbergBatch& batch, size_t shared_limit_bytes) {
+  emulate_sorting_block(batch, shared_limit_bytes, "emulate_benjamini_hochberg_on_host",
+                        [](HostBlock& block, const BenjaminiHochbergBatch& b, size_t scratch_doubles, int network,
+                           double* shared) { benjamini_hochberg_block(block, b, scratch_doubles, network, shared); });
 }
 
 }  // namespace causalsweep::cuda

@@ -146,7 +146,14 @@ list = [3, 11]
 [estimators]
 use = ["correlation", "perturbation", "ols", "ols_icpt", "iv", "iv_bonferroni", "lasso", "correlation_threshold",
        "lasso_active_set", "lasso_active_set_icpt", "granger", "granger_bonferroni", "granger_conditional",
-       "granger_conditional_bonferroni"]
+       "granger_conditional_bonferroni", "granger_bh", "granger_conditional_bh"]
+[estimators.granger_bh]
+method = "granger"
+correction = "bh"
+alpha = 0.2
+[estimators.granger_conditional_bh]
+method = "granger_conditional"
+correction = "bh"
 [estimators.granger_bonferroni]
 method = "granger"
 correction = "bonferroni"
@@ -177,7 +184,7 @@ alpha = 0.003
                            1e-9);
 }
 
-// Host estimators beside GPU ones (the BH corrections) come from host_run, in order.
+// Host estimators beside GPU ones (OLS with BH) come from host_run, in order.
 TEST(CudaStage, HostEstimatorsInterleaveInOrder) {
   expect_stage_matches_cpu(R"(
 [model]
@@ -188,9 +195,12 @@ observed_ratio = [1.0, 0.6]
 [seeds]
 list = [5]
 [estimators]
-use = ["granger_conditional_bh", "ols", "lasso", "ols_bh", "granger", "granger_bh", "correlation", "granger_conditional"]
+use = ["ols_bh", "granger_conditional_bh", "ols", "lasso", "iv_bh", "granger", "granger_bh", "correlation"]
 [estimators.granger_conditional_bh]
 method = "granger_conditional"
+correction = "bh"
+[estimators.iv_bh]
+method = "iv"
 correction = "bh"
 [estimators.ols_bh]
 method = "ols"
@@ -215,7 +225,10 @@ observed_ratio = [1.0, 0.1]
 [seeds]
 list = [1, 2]
 [estimators]
-use = ["correlation", "ols", "iv", "lasso", "granger", "granger_conditional"]
+use = ["correlation", "ols", "iv", "lasso", "granger", "granger_conditional", "granger_bh"]
+[estimators.granger_bh]
+method = "granger"
+correction = "bh"
 [estimators.lasso]
 solver = "cyclic"
 )",
@@ -238,9 +251,9 @@ TEST(CudaStage, RefusesAGridWithoutGpuEstimators) {
 n_neurons = 6
 timesteps = 50
 [estimators]
-use = ["granger_conditional_bh"]
-[estimators.granger_conditional_bh]
-method = "granger_conditional"
+use = ["ols_bh"]
+[estimators.ols_bh]
+method = "ols"
 correction = "bh"
 )", "<test>"));
   EXPECT_FALSE(cuda::has_gpu_estimators(grid));
@@ -268,18 +281,13 @@ TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
   EXPECT_TRUE(cuda::estimable_on_gpu(spec));
   EXPECT_TRUE(cuda::estimable_on_gpu(spec, 2000));
   EXPECT_FALSE(cuda::estimable_on_gpu(spec, 2001));
-  spec.method = cs::EstimatorMethod::granger;
-  spec.correction = cs::Correction::none;
-  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
-  spec.correction = cs::Correction::bonferroni;
-  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
-  spec.correction = cs::Correction::bh;
-  EXPECT_FALSE(cuda::estimable_on_gpu(spec));
-  spec.method = cs::EstimatorMethod::granger_conditional;
-  spec.correction = cs::Correction::none;
-  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
-  spec.correction = cs::Correction::bonferroni;
-  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
+  for (auto method : {cs::EstimatorMethod::granger, cs::EstimatorMethod::granger_conditional})
+    for (auto correction : {cs::Correction::none, cs::Correction::bonferroni, cs::Correction::bh}) {
+      spec.method = method;
+      spec.correction = correction;
+      EXPECT_TRUE(cuda::estimable_on_gpu(spec));
+    }
+  spec.method = cs::EstimatorMethod::iv;
   spec.correction = cs::Correction::bh;
   EXPECT_FALSE(cuda::estimable_on_gpu(spec));
   spec.method = cs::EstimatorMethod::sta_shuffle;  // the n_to_1 family's own test

@@ -321,11 +321,137 @@ TEST(CudaScoresHost, BadBatchesAreRefused) {
     scores.k = k;
     EXPECT_THROW(cuda::emulate_scores_on_host(scores, h100_shared_limit), std::invalid_argument) << k;
     EXPECT_THROW(cuda::launch_scores(scores, h100_shared_limit, nullptr), std::invalid_argument) << k;
+    cuda::BenjaminiHochbergBatch bh;
+    bh.networks = 1;
+    bh.k = k;
+    EXPECT_THROW(cuda::emulate_benjamini_hochberg_on_host(bh, h100_shared_limit), std::invalid_argument) << k;
+    EXPECT_THROW(cuda::launch_benjamini_hochberg(bh, h100_shared_limit, nullptr), std::invalid_argument) << k;
   }
   cuda::ScoreBatch no_scratch;
   no_scratch.networks = 1;
   no_scratch.k = 200;  // its sort buffer does not fit in shared memory
   EXPECT_THROW(cuda::launch_scores(no_scratch, h100_shared_limit, nullptr), std::invalid_argument);
+  cuda::BenjaminiHochbergBatch bh_no_scratch;
+  bh_no_scratch.networks = 1;
+  bh_no_scratch.k = 200;
+  EXPECT_THROW(cuda::launch_benjamini_hochberg(bh_no_scratch, h100_shared_limit, nullptr), std::invalid_argument);
+}
+
+// ---- Benjamini-Hochberg -------------------------------------------------------------------------
+
+// The kinds of p-value sets one run can have.
+enum class PValues { uniform, strong_effects, ties, undefined_tests, all_undefined, all_tiny };
+
+// One network's k * k p-values of a kind, from a seeded generator.
+Eigen::MatrixXd p_values_of(PValues kind, int k, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  Eigen::MatrixXd p(k, k);
+  for (Eigen::Index e = 0; e < p.size(); ++e) {
+    double v = unit(rng);
+    switch (kind) {
+      case PValues::uniform: break;
+      case PValues::strong_effects: v *= unit(rng) < 0.3 ? 1e-4 : 1.0; break;
+      case PValues::ties: v = std::round(v * 40) / 800; break;  // 41 values in [0, 0.05]: ties at every rank
+      case PValues::undefined_tests:
+        v = unit(rng) < 0.2 ? std::numeric_limits<double>::quiet_NaN() : v * (unit(rng) < 0.3 ? 1e-3 : 1.0);
+        break;
+      case PValues::all_undefined: v = std::numeric_limits<double>::quiet_NaN(); break;
+      case PValues::all_tiny: v *= 1e-12; break;
+    }
+    p(e) = v;
+  }
+  return p;
+}
+
+// Networks of every kind for one k, packed as the kernel reads them, and the CPU's decisions.
+struct BhCase {
+  int k;
+  double alpha;
+  std::vector<Eigen::MatrixXd> p;
+  std::vector<double> packed() const {
+    std::vector<double> out;
+    for (const auto& m : p) out.insert(out.end(), m.data(), m.data() + m.size());
+    return out;
+  }
+};
+
+BhCase bh_case(int k, double alpha, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  BhCase c{k, alpha, {}};
+  for (PValues kind : {PValues::uniform, PValues::strong_effects, PValues::ties, PValues::undefined_tests,
+                       PValues::all_undefined, PValues::all_tiny})
+    c.p.push_back(p_values_of(kind, k, rng));
+  return c;
+}
+
+// Decisions against decisions(p, alpha, bh) exactly; counts what the CPU decided.
+void expect_bh_matches(const BhCase& c, const std::vector<double>& got, const std::string& what, int& declared,
+                       int& not_declared) {
+  const size_t kk = static_cast<size_t>(c.k) * c.k;
+  for (size_t net = 0; net < c.p.size(); ++net) {
+    const Eigen::MatrixXd want = cs::decisions(c.p[net], c.alpha, cs::Correction::bh);
+    int bad = 0;
+    for (size_t e = 0; e < kk; ++e) {
+      const double w = want(static_cast<Eigen::Index>(e)), g = got[net * kk + e];
+      declared += w == 1.0;
+      not_declared += w == 0.0;
+      if (!(std::isnan(w) ? std::isnan(g) : g == w) && ++bad <= 5)
+        ADD_FAILURE() << what << " network " << net << " entry " << e << ": " << g << ", CPU " << w << " (p "
+                      << c.p[net](static_cast<Eigen::Index>(e)) << ")";
+    }
+    EXPECT_EQ(bad, 0) << what << " network " << net;
+  }
+}
+
+// Every kind of run, k from 1 to 130 (whose sort, 32768 doubles, takes global scratch at the H100's
+// limit), two levels: the step-up decisions exactly as the CPU's.
+TEST(CudaScoresHost, BenjaminiHochbergMatchesDecisions) {
+  int declared = 0, not_declared = 0;
+  uint64_t seed = 40;
+  for (const int k : {1, 2, 5, 12, 40, 130})
+    for (const double alpha : {0.05, 0.3}) {
+      const BhCase c = bh_case(k, alpha, seed++);
+      std::vector<double> V = c.packed();
+      cuda::BenjaminiHochbergBatch batch;
+      batch.networks = static_cast<int>(c.p.size());
+      batch.k = k;
+      batch.alpha = alpha;
+      batch.V = V.data();
+      cuda::emulate_benjamini_hochberg_on_host(batch, h100_shared_limit);
+      expect_bh_matches(c, V, "k " + std::to_string(k) + " alpha " + std::to_string(alpha), declared, not_declared);
+    }
+  EXPECT_GT(cuda::score_scratch_doubles(130, h100_shared_limit), 0u);
+  EXPECT_GT(declared, 0);
+  EXPECT_GT(not_declared, 0);
+}
+
+// Bivariate Granger with V left as p-values, then the step-up: run_estimator's granger with bh.
+TEST(CudaScoresHost, GrangerWithBenjaminiHochbergMatchesCpu) {
+  GrangerSeen seen;
+  for (const SimulatedCase& c : simulated_cases) {
+    std::vector<cs::Gram> grams;
+    for (uint64_t seed : {3, 11}) grams.push_back(cs::test::simulated_grams(seed, c.n, c.timesteps, 0.5, 0.2, false, c.f).all);
+    for (int k : c.ks) {
+      const cs::EstimatorSpec spec = granger_spec(cs::Correction::bh, 0.1);
+      GrangerArrays arrays(grams, k);
+      cuda::GrangerBatch batch = granger_batch(static_cast<int>(grams.size()), grams.front().n, k, spec);
+      batch.write_p_values = true;
+      batch.grams = arrays.grams.data();
+      batch.V = arrays.V.data();
+      batch.rank_key = arrays.rank_key.data();
+      batch.flags = arrays.flags.data();
+      cuda::emulate_granger_on_host(batch);
+      cuda::BenjaminiHochbergBatch bh;
+      bh.networks = batch.networks;
+      bh.k = k;
+      bh.alpha = spec.level;
+      bh.V = arrays.V.data();
+      cuda::emulate_benjamini_hochberg_on_host(bh, h100_shared_limit);
+      expect_granger_matches(grams, k, spec, arrays, "bh n " + std::to_string(c.n) + " k " + std::to_string(k), seen);
+    }
+  }
+  EXPECT_GT(seen.declared, 0);
+  EXPECT_GT(seen.not_declared, 0);
 }
 
 // ---- scores -------------------------------------------------------------------------------------
@@ -737,6 +863,32 @@ TEST(CudaScoresDevice, GrangerKernelMatchesCpu) {
   }
   EXPECT_GT(seen.declared, 0);
   EXPECT_GT(seen.not_declared, 0);
+}
+
+TEST(CudaScoresDevice, BenjaminiHochbergKernelMatchesDecisions) {
+  const auto gpus = causalsweep::query_cuda_devices();
+  if (gpus.count == 0) GTEST_SKIP() << "no CUDA device: " << gpus.description;
+  CS_CUDA_CHECK(cudaSetDevice(0));
+  const size_t limit = cuda::shared_memory_limit(0);
+  int declared = 0, not_declared = 0;
+  uint64_t seed = 70;
+  for (const int k : {1, 5, 40, 130, 300}) {
+    const BhCase c = bh_case(k, 0.1, seed++);
+    const std::vector<double> packed = c.packed();
+    const size_t scratch = cuda::score_scratch_doubles(k, limit);
+    DeviceArray<double> d_V(packed), d_scratch(c.p.size() * scratch);
+    cuda::BenjaminiHochbergBatch batch;
+    batch.networks = static_cast<int>(c.p.size());
+    batch.k = k;
+    batch.alpha = c.alpha;
+    batch.V = d_V.data;
+    batch.scratch = d_scratch.data;
+    cuda::launch_benjamini_hochberg(batch, limit, nullptr);
+    CS_CUDA_CHECK(cudaDeviceSynchronize());
+    expect_bh_matches(c, d_V.download(packed.size()), "device k " + std::to_string(k), declared, not_declared);
+  }
+  EXPECT_GT(declared, 0);
+  EXPECT_GT(not_declared, 0);
 }
 
 TEST(CudaScoresDevice, ScoreKernelMatchesScoreRun) {
