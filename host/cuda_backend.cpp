@@ -53,7 +53,8 @@ Gram unpack_gram(const double* buffer, int n, int64_t transitions, int64_t satur
 // and tile in shared memory, Grams global; A in global memory, from n = 143 on an H100, is left to
 // the device tests to keep this check quick), n = 130 also for the Lanczos basis and the score sort in global
 // memory, both lasso solvers, both Granger tests and Benjamini-Hochberg over Granger p-values (GPU),
-// and Benjamini-Hochberg OLS decisions (host) between GPU ones.
+// both decision paths of the GPU's conditional Granger, and Benjamini-Hochberg OLS decisions (host)
+// between GPU ones.
 const char* self_check_config() {
   return R"(name = "cuda_self_check"
 [model]
@@ -67,7 +68,11 @@ perturb = true
 list = [20261122, 20261123, 20261124]
 [estimators]
 use = ["correlation", "perturbation", "ols", "ols_bh", "iv", "ols_bonferroni", "lasso", "lasso_cyclic",
-       "granger", "granger_conditional_bh"]
+       "granger", "granger_conditional_bh", "granger_conditional_bonferroni"]
+[estimators.granger_conditional_bonferroni]
+method = "granger_conditional"
+correction = "bonferroni"
+alpha = 0.3
 [estimators.ols_bh]
 method = "ols"
 correction = "bh"

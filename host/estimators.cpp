@@ -371,12 +371,13 @@ Estimate granger_conditional(const Gram& gram, int k, PValues p_values) {
   e.residual_df = mo.m - k - 1;
   const MatrixXd B = llt.solve(mo.c);  // column i: coefficients of target i
   const VectorXd inverse_diagonal = llt.solve(MatrixXd::Identity(k, k)).diagonal();
+  const VectorXd next_sq = gram.next_sq(k);
   for (int i = 0; i < k; ++i) {
     const double rss_u = mo.syy(i) - B.col(i).dot(mo.c.col(i));
-    // Dropping x_j raises the RSS by b_j^2 / (C^-1)_jj (the partitioned-inverse identity).
     for (int j = 0; j < k; ++j)
       fill_test(e, i, j,
-                likelihood_ratio_test(B(j, i) * B(j, i) / inverse_diagonal(j), rss_u, mo.syy(i), mo.m, e.residual_df),
+                conditional_granger_test(B(j, i), inverse_diagonal(j), rss_u, mo.syy(i), next_sq(i), mo.m,
+                                         e.residual_df),
                 e.residual_df, p_values);
   }
   return e;

@@ -360,7 +360,7 @@ struct AssembleOls {
 };
 
 // granger_conditional's tests, V(i, j) = the decision and 1 - p for every (target i, regressor j),
-// as the CPU's loop forms them: dropped = b_ij^2 / (H^-1)_jj against rss_i, df = m - k - 1; NaN
+// as the CPU's loop forms them (conditional_granger_test, df = m - k - 1); NaN
 // everywhere when the network was not solved. Owns: elements tid, tid + threads, ...; returns the
 // flags of its tests (flag_singular where a test is undefined).
 CS_HD inline uint32_t write_tests(const LeastSquaresBatch& batch, const GramView& g, int network, bool solved,
@@ -379,9 +379,9 @@ CS_HD inline uint32_t write_tests(const LeastSquaresBatch& batch, const GramView
     }
     const int i = static_cast<int>(e % k), j = static_cast<int>(e / k);  // target i, regressor j
     const double b = B[j + static_cast<size_t>(i) * k];
-    const double sum = g.wu(0, g.next(i));
-    const double total = g.uu(g.next(i)) - sum * sum / m;  // x_i[t+1]'s centred sum of squares
-    const LikelihoodRatioTest test = likelihood_ratio_test(b * b / inverse_diagonal[j], rss[i], total, m, m - k - 1);
+    const double sum = g.wu(0, g.next(i)), raw = g.uu(g.next(i));
+    const double total = raw - sum * sum / m;  // x_i[t+1]'s centred sum of squares
+    const LikelihoodRatioTest test = conditional_granger_test(b, inverse_diagonal[j], rss[i], total, raw, m, m - k - 1);
     flags |= test.flags;
     V[e] = batch.write_p_values ? test.p_value : decide_test(test.p_value, batch.level, batch.inclusive);
     rank_key[e] = 1.0 - test.p_value;

@@ -6,7 +6,10 @@
 //              constant_regressor flag where an observed neuron's x[t] or x[t+1] never varied.
 // granger      block per network: every observed pair's bivariate lag-1 Granger test from the Gram's
 //              raw sums by include/causalsweep/granger_test.hpp (the code host/estimators.cpp's
-//              granger() runs), decided at the run's level; V = the decisions, and 1 - p for the AUC.
+//              granger() runs), decided at the run's level; V = the decisions (or the p-values,
+//              for Benjamini-Hochberg), and 1 - p for the AUC.
+// benjamini_hochberg  block per run: decisions() with correction bh in place of V's p-values: the
+//              defined p-values sorted (bitonic, as the AUC's keys), the step-up cutoff, p <= cutoff.
 // scores       block per run: host/scores.cpp's score_run for the estimators ranked by |V|:
 //                corr_with_truth  two-pass Pearson of the truth block against V over the k*k entries
 //                auc              Mann-Whitney AUC of |V| (or of a given key: granger's 1 - p)
@@ -16,7 +19,7 @@
 //                tpr, fpr         from the given decisions, or |V| > threshold
 //              and the flags score_run sets (constant_truth, constant_estimate, one_class).
 //
-// Both are block programs (block_program.cuh), written once as phases separated by barriers: on the
+// All are block programs (block_program.cuh), written once as phases separated by barriers: on the
 // GPU every thread runs a phase, then __syncthreads(); on the host (tests without a GPU) the phase
 // runs for each thread in turn. No thread reads, within a phase, what another thread writes in it.
 //

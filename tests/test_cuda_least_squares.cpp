@@ -62,6 +62,7 @@ struct Case {
   std::vector<cs::Gram> grams;
   std::vector<double> etas;
   std::vector<bool> without_critical;  // networks given a NaN critical value (empty: none)
+  bool write_p_values = false;         // granger_conditional: V = the p-values (for Benjamini-Hochberg)
 };
 
 struct Outputs {
@@ -98,6 +99,7 @@ cuda::LeastSquaresBatch describe(const Case& c) {
   b.intercept = c.intercept;
   b.inclusive = c.correction == cs::Correction::bonferroni;
   b.level = c.correction == cs::Correction::bonferroni ? c.level / (static_cast<double>(c.k) * c.k) : c.level;
+  b.write_p_values = c.write_p_values;
   return b;
 }
 
@@ -207,7 +209,8 @@ struct Mismatches {
   }
 };
 
-// granger_conditional's outputs against the CPU: flags, the decisions, 1 - p, first_stage_f NaN.
+// granger_conditional's outputs against the CPU: flags, the decisions (or, with write_p_values, the
+// p-values within 1e-9 relative), 1 - p, first_stage_f NaN.
 // Under bonferroni the CPU's family is the number of defined tests; where one is undefined the
 // decisions hold a NaN (every score of the run is NaN) and only the NaN positions are compared.
 Gaps expect_granger_matches_cpu(const Case& c, const Outputs& out) {
@@ -235,6 +238,10 @@ Gaps expect_granger_matches_cpu(const Case& c, const Outputs& out) {
       const double gap = std::abs(key - (1.0 - p));
       if (!(gap <= 1e-9)) report(at + ": key " + text(key) + ", CPU " + text(1.0 - p));
       gaps.v = std::max(gaps.v, gap);
+      if (c.write_p_values) {
+        if (!(std::abs(v - p) <= 1e-9 * p)) report(at + ": p " + text(v) + ", CPU " + text(p));
+        continue;
+      }
       if (!all_defined && c.correction == cs::Correction::bonferroni) continue;
       gaps.declared += want == 1.0;
       gaps.not_declared += want == 0.0;
@@ -491,6 +498,10 @@ TEST(CudaHostLeastSquares, GrangerConditionalOnSimulatedNetworks) {
   EXPECT_GT(not_declared, 0);
   Case large = simulated("granger_conditional n200 k200", Method::granger_conditional, 200, 200, 1500, {{7, 2.0}});
   EXPECT_EQ(expect_matches_cpu(large, run_on_host(large)).finite_networks, 1);
+  // V left as p-values, for the Benjamini-Hochberg kernel.
+  Case p = simulated("granger_conditional p-values n40 k30", Method::granger_conditional, 40, 30, 2000, {{1, 2.0}, {2, 0.5}});
+  p.write_p_values = true;
+  EXPECT_EQ(expect_matches_cpu(p, run_on_host(p)).finite_networks, 2);
 }
 
 // ---- host path: degenerate inputs ----------------------------------------------------------------
@@ -555,6 +566,18 @@ TEST(CudaHostLeastSquares, GrangerConditionalDegenerateGramsGiveNanAndTheCpuFlag
     c.correction = cs::Correction::bonferroni;
     check_on_host(c);
   }
+  // A target constant after its first step: its tests undefined, flag constant_regressor, on both.
+  Case constant = crafted_case("granger_conditional constant target", Method::granger_conditional, 6, 6, true);
+  constant.grams.clear();
+  for (const double level : {0.3, 0.1, 1.0 / 3.0}) {
+    Trajectory t = random_trajectory(6, 400, 13);
+    for (int s = 1; s < 400; ++s) t.X(3, s) = level;
+    constant.grams.push_back(gram_of(t));
+  }
+  constant.etas.assign(constant.grams.size(), 1.0);
+  for (size_t i = 0; i < constant.grams.size(); ++i)
+    EXPECT_EQ(cpu_flags(constant, i), cs::flag_constant_regressor) << i;
+  check_on_host(constant);
 }
 
 TEST(CudaHostLeastSquares, MissingCriticalValueGivesNanDecisionsOnly) {
@@ -699,6 +722,9 @@ TEST(CudaDeviceLeastSquares, MatchesTheCpuOnSimulatedAndDegenerateGrams) {
   cases.push_back(simulated("device granger_conditional n200 k200", Method::granger_conditional, 200, 200, 1500,
                             {{7, 2.0}}));
   cases.push_back(crafted_case("device granger_conditional crafted", Method::granger_conditional, 6, 6, true));
+  cases.push_back(simulated("device granger_conditional p-values", Method::granger_conditional, 40, 30, 2000,
+                            {{1, 2.0}, {2, 0.5}}));
+  cases.back().write_p_values = true;
   // Many networks in one batch (the same Grams repeated): the batched calls at scale.
   Case many = simulated("device iv many", Method::iv, 40, 20, 2000, {{1, 2.0}, {2, 1.0}, {3, 0.0}});
   for (int copy = 0; copy < 9; ++copy)

@@ -425,6 +425,26 @@ TEST(CudaScoresHost, BenjaminiHochbergMatchesDecisions) {
   EXPECT_GT(not_declared, 0);
 }
 
+// A p-value exactly at its step-up threshold is declared (p_(r) <= r alpha / family): with alpha =
+// 0.25 and a family of 4, the thresholds 0.0625, 0.125, 0.1875, 0.25 are exact binary fractions.
+TEST(CudaScoresHost, BenjaminiHochbergAtTheThresholdByHand) {
+  Eigen::MatrixXd p(2, 2);
+  p << 0.125, 0.5, 0.125, 0.9;  // sorted 0.125 (fails 0.0625), 0.125 (meets 0.125 exactly), 0.5, 0.9
+  const BhCase c{2, 0.25, {p}};
+  std::vector<double> V = c.packed();
+  cuda::BenjaminiHochbergBatch batch;
+  batch.networks = 1;
+  batch.k = 2;
+  batch.alpha = 0.25;
+  batch.V = V.data();
+  cuda::emulate_benjamini_hochberg_on_host(batch, h100_shared_limit);
+  const std::vector<double> want = {1.0, 1.0, 0.0, 0.0};  // column-major: p(0,0), p(1,0), p(0,1), p(1,1)
+  EXPECT_EQ(V, want);
+  int declared = 0, not_declared = 0;
+  expect_bh_matches(c, V, "at the threshold", declared, not_declared);
+  EXPECT_EQ(declared, 2);
+}
+
 // Bivariate Granger with V left as p-values, then the step-up: run_estimator's granger with bh.
 TEST(CudaScoresHost, GrangerWithBenjaminiHochbergMatchesCpu) {
   GrangerSeen seen;

@@ -323,6 +323,26 @@ TEST(Granger, PerfectFitIsUndefinedNotSignificant) {
   EXPECT_EQ(cs::granger(close, 6).flags, 0u);
 }
 
+// A target that never varies after its first step leaves its tests undefined with flag
+// constant_regressor, whichever sign the rounding residue of its centred sum of squares takes
+// (0.3, 0.1 and 1/3 leave different residues).
+TEST(Granger, ConstantTargetIsConstantWhateverTheRounding) {
+  for (const double level : {0.3, 0.1, 1.0 / 3.0}) {
+    MatrixXd X = data("var").X;
+    for (Eigen::Index t = 1; t < X.cols(); ++t) X(3, t) = level;  // x_3[t+1] constant; x_3[t] still varies once
+    const cs::Gram gram = cs::gram_from_trajectories(X, MatrixXd(), false, cs::Nonlinearity::identity);
+    for (const bool conditional : {false, true}) {
+      const cs::Estimate e = conditional ? cs::granger_conditional(gram, 6) : cs::granger(gram, 6);
+      const std::string what = std::string(conditional ? "conditional" : "bivariate") + " at " + std::to_string(level);
+      EXPECT_NE(e.flags & cs::flag_constant_regressor, 0u) << what;
+      for (int j = 0; j < 6; ++j) {
+        EXPECT_TRUE(std::isnan(e.p_value(3, j))) << what << " j " << j;
+        EXPECT_TRUE(std::isfinite(e.p_value(0, j))) << what << " j " << j;
+      }
+    }
+  }
+}
+
 TEST(Granger, BenjaminiHochbergByHand) {
   // p sorted: 0.001 0.008 0.039 0.041 0.042 0.06 0.074 0.205 0.212; m = 9, alpha = 0.05:
   // r alpha / m = 0.0056 0.011 0.0167 0.022 0.028 0.033 ...: only the first two pass.

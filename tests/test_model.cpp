@@ -38,8 +38,9 @@ TEST(Connectivity, SingularValueMatchesPowerIteration) {
   EXPECT_NEAR(cs::largest_singular_value(A0), (A0 * v).norm(), 1e-9);
 }
 
-// Sparse matrices on which Eigen 3.4.0's BDCSVD crashed (AVX-512 builds): the value must come out and
-// agree with the one-sided Jacobi SVD, an independent algorithm.
+// Sparse matrices on which Eigen 3.4.0's BDCSVD crashes (with or without -march=native, even at
+// -O0: Eigen's bug, not the compiler's): the value must come out and agree with the one-sided Jacobi
+// SVD, an independent algorithm.
 TEST(Connectivity, SparseMatricesThatCrashedBdcsvd) {
   struct Case {
     uint64_t seed;

@@ -22,8 +22,16 @@ CS_HD inline double chi2_1_upper(double statistic) {
 // that small statistics stay exact, its chi-square(1) p-value, and statsmodels' ssr_ftest F
 // statistic dropped / (RSS_u / df). Undefined, flag_singular: a non-finite drop, or a perfect fit,
 // RSS_u <= 1e-13 of the target's centred sum of squares `total` (such an RSS is rounding noise, so
-// the statistic would be too, and two solvers could not even agree on its sign).
+// the statistic would be too; two solvers then usually agree that it is undefined rather than
+// disagree on the noise, though a fit near the threshold can still fall either way).
 constexpr double perfect_fit = 1e-13;
+
+// Whether a target never varied: its centred sum of squares is at most 1e-13 of its raw one (for a
+// constant, the centred sum is a rounding residue of either sign, so `> 0` alone would decide by
+// rounding).
+CS_HD inline bool never_varied(double centred_square_sum, double raw_square_sum) {
+  return !(centred_square_sum > perfect_fit * raw_square_sum);
+}
 
 struct LikelihoodRatioTest {
   double statistic = NAN, p_value = NAN, f_statistic = NAN;
@@ -76,7 +84,7 @@ CS_HD inline LikelihoodRatioTest granger_pair_test(const GrangerPairSums& s, boo
   const double c_ji = s.x_next_ji - s.x_sum_j * s.next_sum_i / m;
   const double syy_i = s.next_sq_i - s.next_sum_i * s.next_sum_i / m;
   LikelihoodRatioTest undefined;
-  if (!(C_ii > 0) || !(syy_i > 0) || (!diagonal && !(C_jj > 0))) {
+  if (!(C_ii > 0) || never_varied(syy_i, s.next_sq_i) || (!diagonal && !(C_jj > 0))) {
     undefined.flags = flag_constant_regressor;
     return undefined;
   }
@@ -91,6 +99,20 @@ CS_HD inline LikelihoodRatioTest granger_pair_test(const GrangerPairSums& s, boo
   const double partial = c_ji - C_ij * c_ii / C_ii;
   const double dropped = partial * partial / residual_var;
   return likelihood_ratio_test(dropped, (syy_i - own) - dropped, syy_i, m, m - 3);
+}
+
+// granger_conditional's test of x_j on x_i from the full regression of x_i[t+1] on 1 + x[t]: its
+// coefficient b_ij and (H^-1)_jj (dropping x_j raises the RSS by b_ij^2 / (H^-1)_jj, the
+// partitioned-inverse identity), the full RSS, and x_i[t+1]'s centred and raw sums of squares
+// (df = m - k - 1). A target that never varied: flag_constant_regressor, as in the bivariate test.
+CS_HD inline LikelihoodRatioTest conditional_granger_test(double coefficient, double inverse_diagonal, double rss_u,
+                                                          double total, double raw_square_sum, double m, double df) {
+  if (never_varied(total, raw_square_sum)) {
+    LikelihoodRatioTest undefined;
+    undefined.flags = flag_constant_regressor;
+    return undefined;
+  }
+  return likelihood_ratio_test(coefficient * coefficient / inverse_diagonal, rss_u, total, m, df);
 }
 
 }  // namespace causalsweep
