@@ -516,10 +516,13 @@ void emulate_lasso_on_host(const LassoBatch& batch, size_t shared_limit_bytes) {
   constexpr double poison = std::numeric_limits<double>::quiet_NaN();
   // Uninitialised memory is NaN here, so a read before a write shows up in the results.
   std::vector<double> shared(plan.shared_bytes / sizeof(double) + 1);
-  std::vector<double> scratch(static_cast<size_t>(batch.networks) * plan.scratch_doubles + 1, poison);
-  std::vector<ThreadSlots> slots_of_threads(static_cast<size_t>(plan.threads));
+  // The caller's scratch when given (so its size is exercised), else our own; NaN either way.
+  const size_t scratch_doubles = static_cast<size_t>(batch.networks) * plan.scratch_doubles;
+  std::vector<double> own(batch.scratch ? 0 : scratch_doubles + 1);
   LassoBatch host_batch = batch;
-  host_batch.scratch = scratch.data();
+  if (!batch.scratch) host_batch.scratch = own.data();
+  std::fill(host_batch.scratch, host_batch.scratch + scratch_doubles, poison);
+  std::vector<ThreadSlots> slots_of_threads(static_cast<size_t>(plan.threads));
   std::fill(batch.flags, batch.flags + batch.networks, 0u);
   std::fill(batch.sweeps, batch.sweeps + batch.networks, 0);
   if (!plan.h_in_shared) {

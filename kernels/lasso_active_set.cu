@@ -599,14 +599,21 @@ void emulate_lasso_active_set_on_host(const LassoActiveSetBatch& batch, size_t s
   constexpr double poison = std::numeric_limits<double>::quiet_NaN();
   // Uninitialised memory is NaN here, so a read before a write shows up in the results.
   std::vector<double> shared(plan.shared_bytes / sizeof(double) + 1);
-  std::vector<double> scratch(plan.scratch_doubles + 1);
+  // The caller's scratch when given (so its size is exercised), else one block's worth of our own.
+  std::vector<double> own(batch.scratch ? 0 : plan.scratch_doubles + 1);
   std::fill(batch.flags, batch.flags + batch.networks, 0u);
   HostBlock block{block_threads};
+  const int blocks_per_network = std::max(batch.k, 1);
   for (int network = 0; network < batch.networks; ++network)
-    for (int target = 0; target < std::max(batch.k, 1); ++target) {
+    for (int target = 0; target < blocks_per_network; ++target) {
       std::fill(shared.begin(), shared.end(), poison);
-      std::fill(scratch.begin(), scratch.end(), poison);
-      active_set_block(block, plan, batch, network, target, shared.data(), plan.system_in_shared ? nullptr : scratch.data());
+      double* block_scratch = nullptr;
+      if (!plan.system_in_shared) {
+        const size_t block_index = static_cast<size_t>(network) * blocks_per_network + target;
+        block_scratch = batch.scratch ? batch.scratch + block_index * plan.scratch_doubles : own.data();
+        std::fill(block_scratch, block_scratch + plan.scratch_doubles, poison);
+      }
+      active_set_block(block, plan, batch, network, target, shared.data(), block_scratch);
     }
 }
 

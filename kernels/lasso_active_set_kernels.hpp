@@ -41,8 +41,8 @@ size_t lasso_active_set_scratch_doubles(int k, size_t shared_limit_bytes);
 // shared_memory_limit (cuda_kernels.hpp). The scratch needs no initialisation.
 void launch_lasso_active_set(const LassoActiveSetBatch& batch, size_t shared_limit_bytes, cudaStream_t stream);
 
-// The very same block program on the host, one block after another (shared memory and scratch are
-// allocated here and poisoned with NaN; batch.scratch is ignored).
+// The very same block program on the host, one block after another (shared memory allocated here;
+// batch.scratch used when given, else one block's scratch allocated here; both poisoned with NaN).
 void emulate_lasso_active_set_on_host(const LassoActiveSetBatch& batch, size_t shared_limit_bytes);
 
 }  // namespace causalsweep::cuda

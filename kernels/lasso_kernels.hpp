@@ -44,7 +44,7 @@ void launch_lasso(const LassoBatch& batch, size_t shared_limit_bytes, cudaStream
 
 // Runs the very same block programs on the host, one block after another, each block's threads in
 // turn between barriers (scratch, shared memory and per-thread registers are allocated here and
-// poisoned with NaN; batch.scratch is ignored).
+// poisoned with NaN; batch.scratch is used when given, else allocated here).
 void emulate_lasso_on_host(const LassoBatch& batch, size_t shared_limit_bytes);
 
 }  // namespace causalsweep::cuda

@@ -87,8 +87,8 @@ size_t score_scratch_doubles(int k, size_t shared_limit_bytes);
 // Launches one block per network on `stream` (asynchronous; launch errors throw). Device pointers;
 // shared_limit_bytes at most the device's shared_memory_limit (cuda_kernels.hpp).
 void launch_scores(const ScoreBatch& batch, size_t shared_limit_bytes, cudaStream_t stream);
-// The same block program on the host (scratch and shared memory are allocated here and poisoned
-// with NaN; batch.scratch is ignored). Host pointers.
+// The same block program on the host (shared memory allocated here; batch.scratch used when given,
+// else allocated here; both poisoned with NaN). Host pointers.
 void emulate_scores_on_host(const ScoreBatch& batch, size_t shared_limit_bytes);
 
 }  // namespace causalsweep::cuda

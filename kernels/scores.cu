@@ -560,20 +560,22 @@ void launch_sorting_kernel(void (*kernel)(Batch, size_t), const Batch& batch, si
   CS_CUDA_CHECK(cudaGetLastError());
 }
 
-// The block program on the host (scratch and shared memory allocated here and poisoned with NaN, so
-// a read before a write shows up in the results; batch.scratch is ignored), network after network.
+// The block program on the host, network after network: shared memory allocated here, the scratch
+// the caller's when given (so its size is exercised) or our own, both poisoned with NaN before each
+// network, so a read before a write shows up in the results.
 template <class Batch, class Program>
 void emulate_sorting_block(const Batch& batch, size_t shared_limit_bytes, const char* who, Program program) {
   constexpr double poison = std::numeric_limits<double>::quiet_NaN();
   const SortMemory m = sort_memory(batch.k, shared_limit_bytes, nullptr, false, who);
   std::vector<double> shared(m.shared_bytes / sizeof(double));
-  std::vector<double> scratch(static_cast<size_t>(batch.networks) * m.scratch_doubles + 1);
+  std::vector<double> own(batch.scratch ? 0 : static_cast<size_t>(batch.networks) * m.scratch_doubles + 1);
   Batch host_batch = batch;
-  host_batch.scratch = scratch.data();
+  if (!batch.scratch) host_batch.scratch = own.data();
   HostBlock block{score_threads};
   for (int network = 0; network < batch.networks; ++network) {
     std::fill(shared.begin(), shared.end(), poison);
-    std::fill(scratch.begin(), scratch.end(), poison);
+    double* mine = host_batch.scratch + static_cast<size_t>(network) * m.scratch_doubles;
+    std::fill(mine, mine + m.scratch_doubles, poison);
     program(block, host_batch, m.scratch_doubles, network, shared.data());
   }
 }

@@ -7,6 +7,7 @@
 
 #ifdef CAUSALSWEEP_HAVE_CUDA
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -31,10 +32,21 @@ namespace {
 
 using cs::test::pack_gram;
 
-// Host memory with the stage's alignment (the stage casts its sections to doubles and structs).
+// Host memory with the stage's alignment (the stage casts its sections to doubles and structs), and
+// a guard after the requested bytes that must stay untouched: the stage sizes its sections right.
 struct Aligned {
-  explicit Aligned(size_t bytes) : words((bytes + 7) / 8 + 1, std::numeric_limits<double>::quiet_NaN()) {}
+  static constexpr size_t guard_words = 512;
+  static constexpr double guard_value = -12345.0;
+  explicit Aligned(size_t bytes)
+      : requested((bytes + 7) / 8), words(requested + guard_words, std::numeric_limits<double>::quiet_NaN()) {
+    std::fill(words.begin() + static_cast<std::ptrdiff_t>(requested), words.end(), guard_value);
+  }
   char* data() { return reinterpret_cast<char*>(words.data()); }
+  bool guard_intact() const {
+    return std::all_of(words.begin() + static_cast<std::ptrdiff_t>(requested), words.end(),
+                       [](double w) { return w == guard_value; });
+  }
+  size_t requested;
   std::vector<double> words;  // NaN-poisoned: a read before a write shows up in the results
 };
 
@@ -89,6 +101,9 @@ void expect_stage_matches_cpu(const std::string& toml, double tolerance) {
     buffers.workspace = workspace.data();
     buffers.results = results.data();
     stage.run(buffers);
+    EXPECT_TRUE(inputs.guard_intact()) << "n = " << n << ": the stage wrote past input_bytes";
+    EXPECT_TRUE(workspace.guard_intact()) << "n = " << n << ": the stage wrote past workspace_bytes";
+    EXPECT_TRUE(results.guard_intact()) << "n = " << n << ": the stage wrote past result_bytes";
 
     for (size_t i = 0; i < count; ++i) {
       const cs::NetworkTask& task = *tasks[i];
