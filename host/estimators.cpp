@@ -73,17 +73,26 @@ bool factor(const MatrixXd& system, Eigen::LLT<MatrixXd>& llt) {
 Estimate correlation_from_sums(const Gram& g, int k) {
   const double m = static_cast<double>(g.transitions);
   const VectorXd sx = g.x_sum(k), sy = g.next_sum(k);
-  const VectorXd var_x = g.xx(k).diagonal() - sx.cwiseAbs2() / m;
-  const VectorXd var_y = g.next_sq(k) - sy.cwiseAbs2() / m;
+  const VectorXd raw_x = g.xx(k).diagonal(), raw_y = g.next_sq(k);
+  const VectorXd var_x = raw_x - sx.cwiseAbs2() / m;
+  const VectorXd var_y = raw_y - sy.cwiseAbs2() / m;
+  std::vector<char> constant_x(static_cast<size_t>(k)), constant_y(static_cast<size_t>(k));
+  for (int j = 0; j < k; ++j) {
+    constant_x[static_cast<size_t>(j)] = never_varied(var_x(j), raw_x(j), m);  // variation.hpp
+    constant_y[static_cast<size_t>(j)] = never_varied(var_y(j), raw_y(j), m);
+  }
   Estimate e;
   e.V.resize(k, k);
+  const auto x_next = g.x_next(k);
   for (int i = 0; i < k; ++i)
     for (int j = 0; j < k; ++j) {
-      const double cov = g.x_next(k)(j, i) - sx(j) * sy(i) / m;
+      const double cov = x_next(j, i) - sx(j) * sy(i) / m;
       const double denom = std::sqrt(var_x(j) * var_y(i));
-      e.V(i, j) = denom > 0 ? cov / denom : nan;
+      const bool varied = !constant_x[static_cast<size_t>(j)] && !constant_y[static_cast<size_t>(i)];
+      e.V(i, j) = varied && denom > 0 ? cov / denom : nan;
     }
-  if ((var_x.array() <= 0).any() || (var_y.array() <= 0).any()) e.flags |= flag_constant_regressor;
+  for (int j = 0; j < k; ++j)
+    if (constant_x[static_cast<size_t>(j)] || constant_y[static_cast<size_t>(j)]) e.flags |= flag_constant_regressor;
   return e;
 }
 
@@ -118,7 +127,10 @@ VectorXd residual_sums(const Moments& mo, const MatrixXd& B) {
 
 bool has_constant_regressor(const Gram& g, int k) {
   const double m = static_cast<double>(g.transitions);
-  return ((g.xx(k).diagonal() - g.x_sum(k).cwiseAbs2() / m).array() <= 0).any();
+  const VectorXd raw = g.xx(k).diagonal(), centred = raw - g.x_sum(k).cwiseAbs2() / m;
+  for (int j = 0; j < k; ++j)
+    if (never_varied(centred(j), raw(j), m)) return true;  // variation.hpp
+  return false;
 }
 
 }  // namespace

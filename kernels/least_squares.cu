@@ -354,7 +354,8 @@ struct AssembleOls {
     // |H|_1, finiteness, constant regressors (has_constant_regressor's centred test, with or
     // without an intercept).
     one_norm_and_status(block, H, k, column_norms, bits, [&](int b) -> uint32_t {
-      return g.ww(g.x(b), g.x(b)) - g.ww(0, g.x(b)) * g.ww(0, g.x(b)) / m <= 0 ? status_constant_regressor : 0u;
+      const double raw = g.ww(g.x(b), g.x(b));
+      return never_varied(raw - g.ww(0, g.x(b)) * g.ww(0, g.x(b)) / m, raw, m) ? status_constant_regressor : 0u;
     }, m <= k + (batch.intercept ? 1 : 0), slot[layout.scalars], ws.status[network]);
   }
 };
@@ -362,7 +363,7 @@ struct AssembleOls {
 // granger_conditional's tests, V(i, j) = the decision and 1 - p for every (target i, regressor j),
 // as the CPU's loop forms them (conditional_granger_test, df = m - k - 1); NaN
 // everywhere when the network was not solved. Owns: elements tid, tid + threads, ...; returns the
-// flags of its tests (flag_singular where a test is undefined).
+// flags of its undefined tests (singular, or constant_regressor for a target that never varied).
 CS_HD inline uint32_t write_tests(const LeastSquaresBatch& batch, const GramView& g, int network, bool solved,
                                   const double* B, const double* rss, const double* inverse_diagonal, int tid,
                                   int threads) {

@@ -43,6 +43,7 @@
 #include "block_program.cuh"
 #include "causalsweep/flags.hpp"
 #include "causalsweep/granger_test.hpp"
+#include "causalsweep/variation.hpp"
 #include "cuda_check.cuh"
 #include "cuda_kernels.hpp"
 #include "score_kernels.hpp"
@@ -85,6 +86,11 @@ struct GramSums {
   __host__ __device__ double next_variation(int i) const {
     return next_sq(i) - next_sum(i) * next_sum(i) / transitions();
   }
+  // Whether x_j[t] or x_i[t+1] never varied (variation.hpp's rule, as the CPU).
+  __host__ __device__ bool x_constant(int j) const { return never_varied(x_variation(j), x_sq(j), transitions()); }
+  __host__ __device__ bool next_constant(int i) const {
+    return never_varied(next_variation(i), next_sq(i), transitions());
+  }
 };
 
 // V(i, j) = corr(x_i[t+1], x_j[t]), NaN where either never varied (the CPU's expression, term by term).
@@ -92,7 +98,7 @@ __host__ __device__ inline double correlation_entry(const GramSums& g, int i, in
   const double m = g.transitions();
   const double cov = g.x_next(j, i) - g.x_sum(j) * g.next_sum(i) / m;
   const double denom = sqrt(g.x_variation(j) * g.next_variation(i));
-  return denom > 0 ? cov / denom : not_a_number;
+  return !g.x_constant(j) && !g.next_constant(i) && denom > 0 ? cov / denom : not_a_number;
 }
 
 // One network: threads own strided entries of V (i fastest: writes coalesce). Thread 0 also
@@ -106,8 +112,8 @@ __host__ __device__ void correlation_block(Block& block, const CorrelationBatch&
   block.parallel([&](int tid, int threads) {
     for (int e = tid; e < k * k; e += threads) V[e] = correlation_entry(g, e % k, e / k);
     if (tid == 0) {
-      bool constant = false;  // "<= 0" as the CPU: a NaN variation does not flag
-      for (int j = 0; j < k; ++j) constant = constant || g.x_variation(j) <= 0 || g.next_variation(j) <= 0;
+      bool constant = false;  // as the CPU: a NaN variation does not flag
+      for (int j = 0; j < k; ++j) constant = constant || g.x_constant(j) || g.next_constant(j);
       batch.flags[network] = constant ? flag_constant_regressor : flag_none;
     }
   });

@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <boost/math/distributions/students_t.hpp>
@@ -340,6 +341,38 @@ TEST(Granger, ConstantTargetIsConstantWhateverTheRounding) {
         EXPECT_TRUE(std::isfinite(e.p_value(0, j))) << what << " j " << j;
       }
     }
+  }
+}
+
+// Long series: the centred sums of a constant grow with m (about m eps of the raw sums), and the
+// tolerance with them (variation.hpp). A target constant over 1e6 steps and a regressor constant
+// over 2e5 steps are still constant for both tests and for the correlation estimator (NaN, flagged),
+// at levels whose residues are positive.
+TEST(Granger, ConstantOverLongSeriesIsStillConstant) {
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> unit(0.05, 0.95);
+  for (const auto& [steps, neuron, level] : {std::tuple{1000000, 3, 0.9}, std::tuple{200000, 0, 0.1}}) {
+    MatrixXd X(4, steps);
+    for (Eigen::Index t = 0; t < steps; ++t)
+      for (int i = 0; i < 4; ++i) X(i, t) = unit(rng);
+    X.row(neuron).setConstant(level);
+    X(neuron, neuron == 3 ? 0 : steps - 1) = 0.5;  // varies once: at the start (target) or the end (regressor)
+    const cs::Gram gram = cs::gram_from_trajectories(X, MatrixXd(), false, cs::Nonlinearity::identity);
+    const std::string what = std::to_string(steps) + " steps, neuron " + std::to_string(neuron);
+    for (const bool conditional : {false, true}) {
+      const cs::Estimate e = conditional ? cs::granger_conditional(gram, 4) : cs::granger(gram, 4);
+      EXPECT_NE(e.flags & cs::flag_constant_regressor, 0u) << what << (conditional ? " conditional" : " bivariate");
+      if (neuron == 3)
+        for (int j = 0; j < 4; ++j) EXPECT_TRUE(std::isnan(e.p_value(3, j))) << what << " j " << j;
+      else if (!conditional)
+        EXPECT_TRUE(std::isnan(e.p_value(1, 0))) << what;  // x_0 as the regressor
+    }
+    const cs::Estimate c = cs::correlation(gram, 4);
+    EXPECT_NE(c.flags & cs::flag_constant_regressor, 0u) << what;
+    if (neuron == 3)
+      EXPECT_TRUE(std::isnan(c.V(3, 1))) << what;
+    else
+      EXPECT_TRUE(std::isnan(c.V(1, 0))) << what;
   }
 }
 

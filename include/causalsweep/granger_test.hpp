@@ -7,6 +7,7 @@
 
 #include "causalsweep/flags.hpp"
 #include "causalsweep/hd.hpp"
+#include "causalsweep/variation.hpp"
 
 namespace causalsweep {
 
@@ -21,17 +22,9 @@ CS_HD inline double chi2_1_upper(double statistic) {
 // model (dropped = RSS_r - RSS_u): LR = m ln(RSS_r / RSS_u), written as m log1p(dropped / RSS_u) so
 // that small statistics stay exact, its chi-square(1) p-value, and statsmodels' ssr_ftest F
 // statistic dropped / (RSS_u / df). Undefined, flag_singular: a non-finite drop, or a perfect fit,
-// RSS_u <= 1e-13 of the target's centred sum of squares `total` (such an RSS is rounding noise, so
-// the statistic would be too; two solvers then usually agree that it is undefined rather than
-// disagree on the noise, though a fit near the threshold can still fall either way).
-constexpr double perfect_fit = 1e-13;
-
-// Whether a target never varied: its centred sum of squares is at most 1e-13 of its raw one (for a
-// constant, the centred sum is a rounding residue of either sign, so `> 0` alone would decide by
-// rounding).
-CS_HD inline bool never_varied(double centred_square_sum, double raw_square_sum) {
-  return !(centred_square_sum > perfect_fit * raw_square_sum);
-}
+// RSS_u within variation_tolerance(m) of the target's centred sum of squares `total` (such an RSS is
+// rounding noise, so the statistic would be too; two solvers then usually agree that it is undefined
+// rather than disagree on the noise, though a fit near the threshold can still fall either way).
 
 struct LikelihoodRatioTest {
   double statistic = NAN, p_value = NAN, f_statistic = NAN;
@@ -41,7 +34,7 @@ struct LikelihoodRatioTest {
 CS_HD inline LikelihoodRatioTest likelihood_ratio_test(double dropped, double rss_u, double total, double m,
                                                        double df) {
   LikelihoodRatioTest test;
-  if (!(rss_u > perfect_fit * total) || !(rss_u > 0) || !(dropped - dropped == 0.0)) {
+  if (!(rss_u > variation_tolerance(m) * total) || !(rss_u > 0) || !(dropped - dropped == 0.0)) {
     test.flags = flag_singular;
     return test;
   }
@@ -84,7 +77,8 @@ CS_HD inline LikelihoodRatioTest granger_pair_test(const GrangerPairSums& s, boo
   const double c_ji = s.x_next_ji - s.x_sum_j * s.next_sum_i / m;
   const double syy_i = s.next_sq_i - s.next_sum_i * s.next_sum_i / m;
   LikelihoodRatioTest undefined;
-  if (!(C_ii > 0) || never_varied(syy_i, s.next_sq_i) || (!diagonal && !(C_jj > 0))) {
+  if (!(C_ii > 0) || never_varied(C_ii, s.xx_ii, m) || !(syy_i > 0) || never_varied(syy_i, s.next_sq_i, m) ||
+      (!diagonal && (!(C_jj > 0) || never_varied(C_jj, s.xx_jj, m)))) {
     undefined.flags = flag_constant_regressor;
     return undefined;
   }
@@ -104,10 +98,11 @@ CS_HD inline LikelihoodRatioTest granger_pair_test(const GrangerPairSums& s, boo
 // granger_conditional's test of x_j on x_i from the full regression of x_i[t+1] on 1 + x[t]: its
 // coefficient b_ij and (H^-1)_jj (dropping x_j raises the RSS by b_ij^2 / (H^-1)_jj, the
 // partitioned-inverse identity), the full RSS, and x_i[t+1]'s centred and raw sums of squares
-// (df = m - k - 1). A target that never varied: flag_constant_regressor, as in the bivariate test.
+// (df = m - k - 1). A target that never varied (variation.hpp): flag_constant_regressor, as in the
+// bivariate test.
 CS_HD inline LikelihoodRatioTest conditional_granger_test(double coefficient, double inverse_diagonal, double rss_u,
                                                           double total, double raw_square_sum, double m, double df) {
-  if (never_varied(total, raw_square_sum)) {
+  if (never_varied(total, raw_square_sum, m)) {
     LikelihoodRatioTest undefined;
     undefined.flags = flag_constant_regressor;
     return undefined;
