@@ -24,6 +24,9 @@
 #include "cuda_kernels.hpp"
 #include "cuda_test_support.hpp"
 #include "engine.hpp"
+#include "score_kernels.hpp"
+#include "lasso_kernels.hpp"
+#include "lasso_active_set_kernels.hpp"
 
 namespace cs = causalsweep;
 namespace cuda = causalsweep::cuda;
@@ -56,7 +59,7 @@ bool same(double a, double b, double tolerance) {
 
 // Runs every network of the grid (one chunk per size n) through the emulated stage and compares
 // with score_network on the same Grams and A.
-void expect_stage_matches_cpu(const std::string& toml, double tolerance) {
+void expect_stage_matches_cpu(const std::string& toml, double tolerance, size_t shared_limit = 227 * 1024) {
   const cs::SweepConfig config = cs::parse_config(toml, "<test>");
   const cs::SweepGrid grid = cs::expand_grid(config);
   ASSERT_TRUE(cuda::has_gpu_estimators(grid));
@@ -88,7 +91,7 @@ void expect_stage_matches_cpu(const std::string& toml, double tolerance) {
       want.push_back(cs::score_network(task, grid, a, is_empty, g.all, g.even ? &*g.even : nullptr, unused));
     }
 
-    const cuda::EstimationStage stage(grid, n, perturb, cuda::Executor{false, nullptr, 227 * 1024});
+    const cuda::EstimationStage stage(grid, n, perturb, cuda::Executor{false, nullptr, shared_limit});
     Aligned inputs(stage.input_bytes(count)), workspace(stage.workspace_bytes(count)), results(stage.result_bytes(count));
     stage.prepare_inputs(tasks, inputs.data());
     cuda::StageBuffers buffers;
@@ -197,6 +200,34 @@ intercept = true
 alpha = 0.003
 )",
                            1e-9);
+}
+
+// A device with 48 KiB of shared memory per block (the least a CUDA device offers): the lasso's H,
+// the active set's system and the score and BH sorts at n = 100 go to the stage's global scratch,
+// whose sizing the emulators then exercise (and the guards after the workspace check).
+TEST(CudaStage, SmallSharedMemoryPutsScratchInTheWorkspace) {
+  const size_t shared_limit = 48 * 1024;
+  EXPECT_GT(cuda::lasso_scratch_doubles(100, shared_limit), 0u);
+  EXPECT_GT(cuda::lasso_active_set_scratch_doubles(100, shared_limit), 0u);
+  EXPECT_GT(cuda::score_scratch_doubles(100, shared_limit), 0u);
+  expect_stage_matches_cpu(R"(
+[model]
+n_neurons = 100
+timesteps = 800
+eta = 2.0
+observed_ratio = [1.0, 0.3]
+[seeds]
+list = [9]
+[estimators]
+use = ["lasso", "lasso_cyclic", "granger_bh", "ols", "correlation"]
+[estimators.lasso_cyclic]
+method = "lasso"
+solver = "cyclic"
+[estimators.granger_bh]
+method = "granger"
+correction = "bh"
+)",
+                           1e-9, shared_limit);
 }
 
 // Host estimators beside GPU ones (OLS with BH) come from host_run, in order.
