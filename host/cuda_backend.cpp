@@ -52,9 +52,8 @@ Gram unpack_gram(const double* buffer, int n, int64_t transitions, int64_t satur
 // the simulation's layouts (n = 7: 64 threads, Grams in shared memory; 40 and 130: 256 threads, A
 // and tile in shared memory, Grams global; A in global memory, from n = 143 on an H100, is left to
 // the device tests to keep this check quick), n = 130 also for the Lanczos basis and the score sort in global
-// memory, both lasso solvers, both Granger tests and Benjamini-Hochberg over Granger p-values (GPU),
-// both decision paths of the GPU's conditional Granger, and Benjamini-Hochberg OLS decisions (host)
-// between GPU ones.
+// memory, both lasso solvers, both Granger tests, both decision paths of the GPU's conditional
+// Granger, and Benjamini-Hochberg over p-values (conditional Granger) and over t statistics (OLS).
 const char* self_check_config() {
   return R"(name = "cuda_self_check"
 [model]

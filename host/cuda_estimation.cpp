@@ -43,7 +43,7 @@ bool estimable_on_gpu(const EstimatorSpec& spec) {
     case EstimatorMethod::perturbation: return true;
     case EstimatorMethod::lasso: return true;  // cyclic: lasso.cu; active set: lasso_active_set.cu
     case EstimatorMethod::ols:
-    case EstimatorMethod::iv: return spec.correction != Correction::bh;  // BH needs Student-t p-values: the host
+    case EstimatorMethod::iv:  // BH: launch_benjamini_hochberg on t with the host's critical values
     case EstimatorMethod::granger:
     case EstimatorMethod::granger_conditional: return true;  // BH: launch_benjamini_hochberg on the p-values
     case EstimatorMethod::sta_shuffle: return false;  // the n_to_1 family's test (cuda_n_to_1)
@@ -100,6 +100,7 @@ struct EstimationStage::Layout {
   size_t networks = 0, blocks = 0;
   size_t scores = 0, flags = 0, first_stage_f = 0, results_end = 0;
   size_t estimate = 0, decided = 0, sweeps = 0, least_squares = 0, lasso = 0, score_scratch = 0, workspace_end = 0;
+  size_t table_of = 0, bh_tables = 0;  // after the critical t values: [networks] ints, then bh_tables_
   size_t inputs_end = 0;  // critical t: [t_tested estimator][ratio][networks]
 };
 
@@ -111,7 +112,29 @@ EstimationStage::EstimationStage(const SweepGrid& grid, int n, bool perturb, Exe
   for (size_t e = 0; e < grid.estimators.size(); ++e) {
     on_gpu_.push_back(estimable_on_gpu(grid.estimators[e], n));
     has_host_estimators_ = has_host_estimators_ || !on_gpu_.back();
-    if (on_gpu_.back() && t_tested(grid.estimators[e])) t_tested_.push_back(static_cast<int>(e));
+    if (on_gpu_.back() && t_tested(grid.estimators[e])) {
+      t_tested_.push_back(static_cast<int>(e));
+      if (grid.estimators[e].correction == Correction::bh) bh_t_tested_.push_back(static_cast<int>(e));
+    }
+  }
+  if (!bh_t_tested_.empty()) {
+    for (const NetworkTask& task : grid.networks)
+      if (task.n_neurons == n && std::find(timesteps_.begin(), timesteps_.end(), task.timesteps) == timesteps_.end())
+        timesteps_.push_back(task.timesteps);
+    // Rank r + 1 of a family of k k: decisions()'s threshold (r + 1) alpha / family, as a two-sided |t|.
+    for (const int e : bh_t_tested_) {
+      const EstimatorSpec& spec = grid.estimators[static_cast<size_t>(e)];
+      const int parameters_beyond_k = (spec.method == EstimatorMethod::iv || spec.intercept) ? 1 : 0;
+      for (const int k : observed_) {
+        bh_offsets_.push_back(bh_tables_.size());
+        const double family = static_cast<double>(k) * static_cast<double>(k);
+        for (const int timesteps : timesteps_) {
+          const double df = (timesteps >= 2 ? timesteps - 1.0 : 0.0) - (k + parameters_beyond_k);
+          for (int r = 0; r < k * k; ++r)
+            bh_tables_.push_back(critical_t(df, static_cast<double>(r + 1) * spec.level / family, Correction::none, k));
+        }
+      }
+    }
   }
   const bool solves = std::any_of(grid.estimators.begin(), grid.estimators.end(), [&](const EstimatorSpec& s) {
     return solved_by_least_squares(s) && estimable_on_gpu(s, n);
@@ -168,7 +191,10 @@ EstimationStage::Layout EstimationStage::layout(size_t networks, bool with_works
   l.lasso = section(networks * lasso_doubles * sizeof(double));
   l.score_scratch = section(networks * score_doubles * sizeof(double));
   l.workspace_end = at;
-  l.inputs_end = align_up(t_tested_.size() * observed_.size() * networks * sizeof(double));
+  at = align_up(t_tested_.size() * observed_.size() * networks * sizeof(double));
+  l.table_of = at;
+  l.bh_tables = align_up(at + (bh_t_tested_.empty() ? 0 : networks * sizeof(int)));
+  l.inputs_end = align_up(l.bh_tables + bh_tables_.size() * sizeof(double));
   return l;
 }
 
@@ -191,6 +217,13 @@ void EstimationStage::prepare_inputs(std::span<const NetworkTask* const> tasks, 
       }
     }
   }
+  if (bh_t_tested_.empty()) return;
+  const Layout l = layout(networks);
+  auto* table_of = reinterpret_cast<int*>(inputs + l.table_of);
+  for (size_t i = 0; i < networks; ++i)
+    table_of[i] = static_cast<int>(std::find(timesteps_.begin(), timesteps_.end(), tasks[i]->timesteps) -
+                                   timesteps_.begin());
+  std::memcpy(inputs + l.bh_tables, bh_tables_.data(), bh_tables_.size() * sizeof(double));
 }
 
 void EstimationStage::run(const StageBuffers& b) const {
@@ -269,9 +302,26 @@ void EstimationStage::run(const StageBuffers& b) const {
                                                t_tested_.begin());
             batch.critical_t = critical + (t * observed_.size() + r) * b.networks;
             batch.decided = decided;
+            batch.write_t_values = spec.correction == Correction::bh;  // decided below, from the tables
             run_decided = decided;
           }
           least_squares_->solve(batch, b.workspace + l.least_squares);
+          if (batch.write_t_values) {
+            const auto h = static_cast<size_t>(
+                std::find(bh_t_tested_.begin(), bh_t_tested_.end(), static_cast<int>(e)) - bh_t_tested_.begin());
+            BenjaminiHochbergBatch bh;
+            bh.networks = networks;
+            bh.k = k;
+            bh.alpha = spec.level;
+            bh.V = decided;
+            bh.critical = reinterpret_cast<const double*>(b.inputs + l.bh_tables) + bh_offsets_[h * observed_.size() + r];
+            bh.table_of = reinterpret_cast<const int*>(b.inputs + l.table_of);
+            bh.scratch = reinterpret_cast<double*>(b.workspace + l.score_scratch);
+            if (executor_.on_device)
+              launch_benjamini_hochberg(bh, executor_.shared_limit, executor_.stream);
+            else
+              emulate_benjamini_hochberg_on_host(bh, executor_.shared_limit);
+          }
           break;
         }
         case EstimatorMethod::lasso: {

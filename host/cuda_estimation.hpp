@@ -23,10 +23,9 @@ namespace causalsweep::cuda {
 
 class LeastSquaresSolver;
 
-// Whether the GPU computes this estimator: correlation, perturbation, the lasso (both solvers),
-// granger and granger_conditional (every correction), and ols / iv under corrections none and
-// bonferroni. Their Benjamini-Hochberg decisions need Student-t p-values, which the GPU does not
-// compute: those run on the host, from the Grams.
+// Whether the GPU computes this estimator: correlation, perturbation, the lasso (both solvers), ols,
+// iv, granger and granger_conditional, under every correction (Benjamini-Hochberg for ols / iv by
+// tables of critical t values the host computes once per df).
 bool estimable_on_gpu(const EstimatorSpec& spec);
 // ... for networks of n neurons (the lasso kernel takes k <= 4096 observed neurons; above, the host).
 bool estimable_on_gpu(const EstimatorSpec& spec, int n);
@@ -67,7 +66,8 @@ class EstimationStage {
   size_t workspace_bytes(size_t networks) const;
   size_t result_bytes(size_t networks) const;
 
-  // Host: the per-network inputs of a chunk (critical t values of the t-tested estimators).
+  // Host: the per-network inputs of a chunk (critical t values of the t-tested estimators; for
+  // Benjamini-Hochberg, each network's table index and the tables).
   void prepare_inputs(std::span<const NetworkTask* const> tasks, char* inputs) const;
   // Queues (device) or runs (host) the estimation and scoring of every run of the chunk.
   void run(const StageBuffers& buffers) const;
@@ -90,6 +90,12 @@ class EstimationStage {
   Executor executor_;
   std::vector<int> observed_;     // k per observed ratio
   std::vector<int> t_tested_;     // estimator indices of GPU ols / iv (they take critical t values)
+  // Benjamini-Hochberg over t statistics (ols / iv with bh): the grid's distinct timesteps at this n
+  // (a network's table is its T's), and per (such estimator, ratio) a block [T][k * k] of critical
+  // |t| for ranks 1 .. k k, at bh_offsets_ (doubles) into bh_tables_.
+  std::vector<int> bh_t_tested_, timesteps_;
+  std::vector<size_t> bh_offsets_;
+  std::vector<double> bh_tables_;
   std::vector<char> on_gpu_;      // per estimator
   bool has_host_estimators_ = false;
   std::unique_ptr<LeastSquaresSolver> own_solver_;

@@ -278,7 +278,7 @@ CS_HD inline void write_estimates(const LeastSquaresBatch& batch, int network, b
     const double v = coefficients[first + j + i * ld];
     const double se = sqrt(non_negative(variance[i] * inverse_diagonal[first + j]));
     V[e] = v;
-    decided[e] = decide(v / se, critical, batch.inclusive);
+    decided[e] = batch.write_t_values ? v / se : decide(v / se, critical, batch.inclusive);
   }
 }
 

@@ -45,6 +45,7 @@ struct LeastSquaresBatch {
   bool inclusive = false;            // bonferroni: |t| >= critical, p <= level; none: |t| > critical, p < level
   bool write_p_values = false;       // granger_conditional: V = the p-values instead of decisions (Benjamini-
                                      // Hochberg decides later: score_kernels.hpp)
+  bool write_t_values = false;       // ols, iv: decided = the t statistics instead of decisions (likewise)
   double* V = nullptr;               // [networks][k * k] out: V(i, j) at i + j k (target i, regressor j), as Estimate::V
                                      // (granger_conditional: the decisions, as run_estimator's V)
   double* decided = nullptr;         // [networks][k * k] out, ols and iv: 1 / 0, NaN where t is not finite or

@@ -54,11 +54,18 @@ void emulate_granger_on_host(const GrangerBatch& batch);
 // Benjamini-Hochberg decisions of one run per network, in place, as decisions() with correction bh:
 // the run's defined p-values sorted, the largest rank r with p_(r) <= r alpha / family (family = the
 // number of defined tests), every p <= p_(r) declared; NaN stays NaN.
+// t-tested runs (ols, iv: t_test_decisions with bh) give t statistics instead, with a table of
+// critical values: p_(r) <= r alpha / family is |t|_(r) >= critical[r], the |t| whose two-sided
+// p-value is r alpha / family (the host computes them for the run's df and family k * k; a run with
+// a non-finite t has a NaN decision and NaN scores, so its family does not matter).
 struct BenjaminiHochbergBatch {
   int networks = 0, k = 0;
   double alpha = 0.05;
-  double* V = nullptr;        // [networks][k * k] in: the p-values (NaN: undefined); out: 1 / 0 / NaN
-  double* scratch = nullptr;  // [networks][score_scratch_doubles(k, shared_limit)] (unused when that is 0)
+  double* V = nullptr;             // [networks][k * k] in: p-values (or t statistics); NaN (or non-finite t):
+                                   // untested; out: 1 / 0 / NaN
+  const double* critical = nullptr;  // t statistics: [tables][k * k], critical[r] for rank r + 1; nullptr: p-values
+  const int* table_of = nullptr;     // t statistics: [networks] each network's table (its df)
+  double* scratch = nullptr;       // [networks][score_scratch_doubles(k, shared_limit)] (unused when that is 0)
 };
 // As launch_scores / emulate_scores_on_host below: the sort buffer in shared memory when it fits.
 void launch_benjamini_hochberg(const BenjaminiHochbergBatch& batch, size_t shared_limit_bytes, cudaStream_t stream);

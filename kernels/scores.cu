@@ -446,14 +446,18 @@ __global__ void __launch_bounds__(score_threads) score_kernel(const ScoreBatch b
 
 // One run's step-up decisions in place (decisions() with correction bh): its defined p-values are
 // sorted (the undefined ones, as +inf, and the padding sort last), the largest position r (from 0)
-// with p_(r) <= (r + 1) alpha / family gives the cutoff p_(r), and p <= cutoff is declared.
-// Memory as the score block's: the sort buffer, and two reduction rows and one block value.
+// with p_(r) <= (r + 1) alpha / family gives the cutoff p_(r), and p <= cutoff is declared. With t
+// statistics the key is -|t| (the same order as p) and the test |t|_(r) >= critical[r]; the cutoff
+// is |t|_(r) and |t| >= cutoff is declared. Memory as the score block's: the sort buffer, and two
+// reduction rows and one block value.
 #pragma nv_exec_check_disable
 template <class Block>
 __host__ __device__ void benjamini_hochberg_block(Block& block, const BenjaminiHochbergBatch& batch,
                                                   size_t scratch_doubles, int network, double* shared) {
   const int count = batch.k * batch.k, length = sort_length(batch.k);
   double* V = batch.V + static_cast<size_t>(network) * count;
+  const bool by_t = batch.critical != nullptr;
+  const double* critical = by_t ? batch.critical + static_cast<size_t>(batch.table_of[network]) * count : nullptr;
   const ScoreMemory memory = carve_scores(batch.scratch, scratch_doubles, network, shared);
   double* rows = memory.rows;
   double* sorted = memory.sorted;
@@ -461,8 +465,8 @@ __host__ __device__ void benjamini_hochberg_block(Block& block, const BenjaminiH
   block.parallel([&](int tid, int threads) {
     double defined = 0;
     for (int e = tid; e < length; e += threads) {
-      const bool tested = e < count && !isnan(V[e]);
-      sorted[e] = tested ? V[e] : infinity;
+      const bool tested = e < count && (by_t ? isfinite(V[e]) : !isnan(V[e]));
+      sorted[e] = tested ? (by_t ? -fabs(V[e]) : V[e]) : infinity;
       defined += tested;
     }
     row(rows, 0, tid) = defined;
@@ -474,18 +478,26 @@ __host__ __device__ void benjamini_hochberg_block(Block& block, const BenjaminiH
     const double family = row(rows, 0, 0);
     double largest = -1;
     for (int r = tid; r < static_cast<int>(family); r += threads)
-      if (sorted[r] <= (static_cast<double>(r) + 1.0) * batch.alpha / family) largest = r;
+      if (by_t ? -sorted[r] >= critical[r] : sorted[r] <= (static_cast<double>(r) + 1.0) * batch.alpha / family)
+        largest = r;
     row(rows, 1, tid) = largest;
   });
   block.parallel([&](int tid, int threads) {
     if (tid != 0) return;
     double largest = -1;
     for (int t = 0; t < threads; ++t) largest = row(rows, 1, t) > largest ? row(rows, 1, t) : largest;
-    memory.means[0] = largest >= 0 ? sorted[static_cast<int>(largest)] : -1.0;
+    const double none = by_t ? infinity : -1.0;  // a cutoff nothing meets
+    memory.means[0] = largest >= 0 ? (by_t ? -1.0 : 1.0) * sorted[static_cast<int>(largest)] : none;
   });
   block.parallel([&](int tid, int threads) {
     const double cutoff = memory.means[0];
-    for (int e = tid; e < count; e += threads) V[e] = isnan(V[e]) ? not_a_number : (V[e] <= cutoff ? 1.0 : 0.0);
+    for (int e = tid; e < count; e += threads) {
+      const double v = V[e];
+      if (by_t)
+        V[e] = isfinite(v) ? (fabs(v) >= cutoff ? 1.0 : 0.0) : not_a_number;
+      else
+        V[e] = isnan(v) ? not_a_number : (v <= cutoff ? 1.0 : 0.0);
+    }
   });
 }
 

@@ -243,7 +243,13 @@ const char* const sweep_configs[] = {
     [seeds]
     count = 3
     [estimators]
-    use = ["correlation", "lasso", "ols", "iv", "granger", "granger_conditional"]
+    use = ["correlation", "lasso", "ols", "iv", "granger", "granger_conditional", "iv_bh", "granger_bh"]
+    [estimators.iv_bh]
+    method = "iv"
+    correction = "bh"
+    [estimators.granger_bh]
+    method = "granger"
+    correction = "bh"
     [scores]
     roc_seeds = [1]
   )",

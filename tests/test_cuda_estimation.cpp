@@ -124,6 +124,8 @@ void expect_stage_matches_cpu(const std::string& toml, double tolerance, size_t 
             return cs::score_one_run(task, grid, a, r, e, all, even ? &*even : nullptr, network_flags, unused);
           });
       ASSERT_EQ(got.runs.size(), want[i].runs.size());
+      // Host runs exactly where the stage has host estimators: one per (ratio, host estimator).
+      EXPECT_EQ(host_runs > 0, stage.has_host_estimators()) << "n = " << n;
       EXPECT_EQ(got.network_flags, want[i].network_flags);
       EXPECT_EQ(got.saturated_logits, want[i].saturated_logits);
       for (size_t r = 0; r < want[i].runs.size(); ++r) {
@@ -230,16 +232,17 @@ correction = "bh"
                            1e-9, shared_limit);
 }
 
-// Host estimators beside GPU ones (OLS with BH) come from host_run, in order.
-TEST(CudaStage, HostEstimatorsInterleaveInOrder) {
+// Benjamini-Hochberg for every estimator with tests, beside the other corrections: ols and iv
+// decide on t statistics against the host's tables of critical values (one per df: two T here).
+TEST(CudaStage, BenjaminiHochbergOnTheGpuMatchesTheCpu) {
   expect_stage_matches_cpu(R"(
 [model]
 n_neurons = 12
-timesteps = 400
+timesteps = [400, 900]
 eta = 1.0
 observed_ratio = [1.0, 0.6]
 [seeds]
-list = [5]
+list = [5, 6]
 [estimators]
 use = ["ols_bh", "granger_conditional_bh", "ols", "lasso", "iv_bh", "granger", "granger_bh", "correlation"]
 [estimators.granger_conditional_bh]
@@ -248,12 +251,38 @@ correction = "bh"
 [estimators.iv_bh]
 method = "iv"
 correction = "bh"
+alpha = 0.3
 [estimators.ols_bh]
 method = "ols"
 correction = "bh"
+intercept = true
 [estimators.granger_bh]
 method = "granger"
 correction = "bh"
+)",
+                           1e-9);
+}
+
+// A host estimator (the active-set lasso past k = 2000: n = 2001) between GPU ones comes from
+// host_run, in order.
+TEST(CudaStage, HostEstimatorsInterleaveInOrder) {
+  expect_stage_matches_cpu(R"(
+[model]
+n_neurons = 2001
+timesteps = 30
+p_connect = 0.002
+eta = 1.0
+observed_ratio = [0.005, 0.01]
+[seeds]
+list = [5]
+[estimators]
+use = ["ols", "lasso", "lasso_cyclic", "lasso_intercept", "correlation"]
+[estimators.lasso_intercept]
+method = "lasso"
+intercept = true
+[estimators.lasso_cyclic]
+method = "lasso"
+solver = "cyclic"
 )",
                            1e-9);
 }
@@ -294,16 +323,14 @@ TEST(CudaStage, SelfCheckSweepParsesAndMatchesTheCpu) {
 TEST(CudaStage, RefusesAGridWithoutGpuEstimators) {
   const cs::SweepGrid grid = cs::expand_grid(cs::parse_config(R"(
 [model]
-n_neurons = 6
+n_neurons = 2001
 timesteps = 50
 [estimators]
-use = ["ols_bh"]
-[estimators.ols_bh]
-method = "ols"
-correction = "bh"
+use = ["lasso"]
 )", "<test>"));
-  EXPECT_FALSE(cuda::has_gpu_estimators(grid));
-  EXPECT_THROW(cuda::EstimationStage(grid, 6, false, cuda::Executor{}), std::logic_error);
+  EXPECT_TRUE(cuda::has_gpu_estimators(grid));         // some n would have them...
+  EXPECT_FALSE(cuda::has_gpu_estimators(grid, 2001));  // ...but not n = 2001: the active set's k limit
+  EXPECT_THROW(cuda::EstimationStage(grid, 2001, false, cuda::Executor{}), std::logic_error);
 }
 
 TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
@@ -315,7 +342,7 @@ TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
   }
   spec.method = cs::EstimatorMethod::ols;
   spec.correction = cs::Correction::bh;
-  EXPECT_FALSE(cuda::estimable_on_gpu(spec));
+  EXPECT_TRUE(cuda::estimable_on_gpu(spec));  // BH on t statistics with the host's critical values
   spec.correction = cs::Correction::bonferroni;
   EXPECT_TRUE(cuda::estimable_on_gpu(spec));
   spec.method = cs::EstimatorMethod::lasso;
@@ -335,7 +362,7 @@ TEST(CudaStage, WhichEstimatorsRunOnTheGpu) {
     }
   spec.method = cs::EstimatorMethod::iv;
   spec.correction = cs::Correction::bh;
-  EXPECT_FALSE(cuda::estimable_on_gpu(spec));
+  EXPECT_TRUE(cuda::estimable_on_gpu(spec));
   spec.method = cs::EstimatorMethod::sta_shuffle;  // the n_to_1 family's own test
   spec.correction = cs::Correction::none;
   EXPECT_FALSE(cuda::estimable_on_gpu(spec));

@@ -32,6 +32,7 @@
 #include "causalsweep/grid.hpp"
 #include "causalsweep/scores.hpp"
 #include "cuda_check.cuh"
+#include "cuda_estimation.hpp"
 #include "cuda_kernels.hpp"
 #include "cuda_test_support.hpp"
 #include "engine.hpp"
@@ -403,6 +404,19 @@ void expect_bh_matches(const BhCase& c, const std::vector<double>& got, const st
   }
 }
 
+// The step-up batch over `networks` runs of V (p-values, or t statistics with a table).
+cuda::BenjaminiHochbergBatch bh_batch(std::vector<double>& V, int k, double alpha, const double* critical = nullptr,
+                                      const int* table_of = nullptr) {
+  cuda::BenjaminiHochbergBatch batch;
+  batch.networks = static_cast<int>(V.size() / (static_cast<size_t>(k) * k));
+  batch.k = k;
+  batch.alpha = alpha;
+  batch.V = V.data();
+  batch.critical = critical;
+  batch.table_of = table_of;
+  return batch;
+}
+
 // Every kind of run, k from 1 to 130 (whose sort, 32768 doubles, takes global scratch at the H100's
 // limit), two levels: the step-up decisions exactly as the CPU's.
 TEST(CudaScoresHost, BenjaminiHochbergMatchesDecisions) {
@@ -412,12 +426,7 @@ TEST(CudaScoresHost, BenjaminiHochbergMatchesDecisions) {
     for (const double alpha : {0.05, 0.3}) {
       const BhCase c = bh_case(k, alpha, seed++);
       std::vector<double> V = c.packed();
-      cuda::BenjaminiHochbergBatch batch;
-      batch.networks = static_cast<int>(c.p.size());
-      batch.k = k;
-      batch.alpha = alpha;
-      batch.V = V.data();
-      cuda::emulate_benjamini_hochberg_on_host(batch, h100_shared_limit);
+      cuda::emulate_benjamini_hochberg_on_host(bh_batch(V, k, alpha), h100_shared_limit);
       expect_bh_matches(c, V, "k " + std::to_string(k) + " alpha " + std::to_string(alpha), declared, not_declared);
     }
   EXPECT_GT(cuda::score_scratch_doubles(130, h100_shared_limit), 0u);
@@ -432,17 +441,71 @@ TEST(CudaScoresHost, BenjaminiHochbergAtTheThresholdByHand) {
   p << 0.125, 0.5, 0.125, 0.9;  // sorted 0.125 (fails 0.0625), 0.125 (meets 0.125 exactly), 0.5, 0.9
   const BhCase c{2, 0.25, {p}};
   std::vector<double> V = c.packed();
-  cuda::BenjaminiHochbergBatch batch;
-  batch.networks = 1;
-  batch.k = 2;
-  batch.alpha = 0.25;
-  batch.V = V.data();
-  cuda::emulate_benjamini_hochberg_on_host(batch, h100_shared_limit);
+  cuda::emulate_benjamini_hochberg_on_host(bh_batch(V, 2, 0.25), h100_shared_limit);
   const std::vector<double> want = {1.0, 1.0, 0.0, 0.0};  // column-major: p(0,0), p(1,0), p(0,1), p(1,1)
   EXPECT_EQ(V, want);
   int declared = 0, not_declared = 0;
   expect_bh_matches(c, V, "at the threshold", declared, not_declared);
   EXPECT_EQ(declared, 2);
+}
+
+// t statistics with a table of critical |t| (ols / iv): t_test_decisions with bh, which computes
+// Student-t p-values by Boost's CDF (the table comes from Boost's quantile: an independent path).
+// Exact, except where |t| is within 1e-9 of the run's cutoff (the two functions round differently).
+TEST(CudaScoresHost, BenjaminiHochbergOnTStatisticsMatchesTTestDecisions) {
+  std::mt19937_64 rng(77);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  int declared = 0, not_declared = 0, near = 0;
+  for (const int k : {1, 3, 12, 40})
+    for (const double df : {30.0, 500.0})
+      for (const double alpha : {0.05, 0.3}) {
+        const int kk = k * k;
+        std::vector<Eigen::MatrixXd> t;
+        for (int kind = 0; kind < 4; ++kind) {
+          Eigen::MatrixXd m(k, k);
+          for (int e = 0; e < kk; ++e) {
+            double v = normal(rng) * (normal(rng) > 0.8 ? 6.0 : 1.0);  // some strong effects
+            if (kind == 1) v = std::round(v * 2) / 2;                     // ties
+            m(e) = v;
+          }
+          if (kind == 2) m(0) = std::numeric_limits<double>::quiet_NaN();
+          if (kind == 3) m(kk - 1) = std::numeric_limits<double>::infinity();
+          t.push_back(m);
+        }
+        std::vector<double> V, table;
+        for (const auto& m : t) V.insert(V.end(), m.data(), m.data() + m.size());
+        for (int r = 0; r < kk; ++r)
+          table.push_back(cuda::critical_t(df, static_cast<double>(r + 1) * alpha / kk, cs::Correction::none, k));
+        const std::vector<int> table_of(t.size(), 0);
+        cuda::emulate_benjamini_hochberg_on_host(bh_batch(V, k, alpha, table.data(), table_of.data()), h100_shared_limit);
+        for (size_t net = 0; net < t.size(); ++net) {
+          const Eigen::MatrixXd want = cs::t_test_decisions(t[net], df, alpha, cs::Correction::bh);
+          const bool complete = t[net].allFinite();
+          // The CPU's cutoff: the smallest declared |t| (none: infinity).
+          double cutoff = std::numeric_limits<double>::infinity();
+          for (int e = 0; e < kk; ++e)
+            if (want(e) == 1.0) cutoff = std::min(cutoff, std::abs(t[net](e)));
+          for (int e = 0; e < kk; ++e) {
+            const double w = want(e), g = V[net * kk + e];
+            if (std::isnan(w) || !complete) {
+              EXPECT_EQ(std::isnan(g), std::isnan(w)) << k << " " << df << " " << net << " " << e;
+              continue;
+            }
+            declared += w == 1.0;
+            not_declared += w == 0.0;
+            if (g != w) {
+              if (std::abs(std::abs(t[net](e)) - cutoff) <= 1e-9 * cutoff)
+                ++near;
+              else
+                ADD_FAILURE() << "k " << k << " df " << df << " network " << net << " entry " << e << ": " << g
+                              << ", CPU " << w << " (t " << t[net](e) << ")";
+            }
+          }
+        }
+      }
+  std::printf("[          ] %d declared, %d not, %d near the cutoff\n", declared, not_declared, near);
+  EXPECT_GT(declared, 0);
+  EXPECT_GT(not_declared, 0);
 }
 
 // Bivariate Granger with V left as p-values, then the step-up: run_estimator's granger with bh.
