@@ -140,27 +140,75 @@ same_results "$T/local" "$T/fail"
 echo "2. failed task: merge job $merge_state, merge named shard 1; '$rerun' completed the sweep"
 
 # 3. Time limit near: USR1 to the batch shell of task 0 once it has saved a batch; it requeues itself.
-"$BIN" submit "$T/sweep.toml" --slurm --tasks 2 -o "$T/requeue" > /dev/null
-array=$(json "$T/requeue/slurm/jobs.json" array_job)
-merge=$(json "$T/requeue/slurm/jobs.json" merge_job)
-journal="$T/requeue/shard-0-of-2/journal"
-deadline=$(($(date +%s) + 120))
-until [ -f "$journal" ]; do [ "$(date +%s)" -lt "$deadline" ] || fail "task 0 never started"; sleep 0.02; done
-size=$(stat -c %s "$journal")
-until [ "$(stat -c %s "$journal")" -gt "$size" ]; do [ "$(date +%s)" -lt "$deadline" ] || fail "no batch saved"; sleep 0.02; done
-scancel --signal=USR1 --batch "${array}_0"
-until scontrol show job "${array}_0" | grep -q 'Restarts=1'; do
-  [ "$(date +%s)" -lt "$deadline" ] || fail "task 0 was not requeued: $(scontrol show job "${array}_0")"
-  sleep 0.1
+# Task 0's process runs only in 50 ms slices the test grants it (SIGCONT, then SIGSTOP) until it has
+# saved a batch, read from the journal itself (past its 32-byte head and the header whose size the
+# head records at byte 16), and stays stopped until its shell has forwarded the USR1 as TERM: so
+# neither a loaded machine nor SLURM's signalling latency lets it finish first. Should it finish
+# before the test first catches it, there was nothing to interrupt, and the attempt is repeated in a
+# fresh directory (3 at most).
+journal_records_start() { echo $((32 + $(od -An -tu4 -j16 -N4 "$1" | tr -d ' '))); }
+term_pending() {  # pid: SIGTERM pending (bit 14 of the thread's or the process's pending set)
+  local mask
+  for mask in $(awk '/^(SigPnd|ShdPnd):/ {print $2}' "/proc/$1/status" 2> /dev/null); do
+    (((0x$mask >> 14) & 1)) && return 0
+  done
+  return 1
+}
+requeue_attempt() {  # output directory; 0: interrupted, requeued and resumed; 1: finished too early
+  local out=$1
+  "$BIN" submit "$T/long.toml" --slurm --tasks 2 -o "$out" > /dev/null
+  local array merge journal log deadline
+  array=$(json "$out/slurm/jobs.json" array_job)
+  merge=$(json "$out/slurm/jobs.json" merge_job)
+  journal="$out/shard-0-of-2/journal"
+  log="$out/slurm/logs/shard-0.log"
+  deadline=$(($(date +%s) + 120))
+  local child=""
+  until [ -n "$child" ]; do
+    grep -q "complete:" "$log" 2> /dev/null && { wait_until_gone "$merge" 180; return 1; }
+    [ "$(date +%s)" -lt "$deadline" ] || fail "task 0 never started"
+    child=$(pgrep -f -- "--shard 0/2 -o $out" | head -n 1)
+  done
+  kill -STOP "$child" 2> /dev/null || { wait_until_gone "$merge" 180; return 1; }
+  until [ -f "$journal" ] && [ "$(stat -c %s "$journal")" -ge 32 ] &&
+    [ "$(stat -c %s "$journal")" -gt "$(journal_records_start "$journal")" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { kill -CONT "$child"; fail "no batch saved"; }
+    kill -CONT "$child"
+    sleep 0.05
+    kill -STOP "$child" 2> /dev/null || { wait_until_gone "$merge" 180; return 1; }
+  done
+  scancel --signal=USR1 --batch "${array}_0"
+  until term_pending "$child"; do
+    [ "$(date +%s)" -lt "$deadline" ] || { kill -CONT "$child"; fail "the batch shell never forwarded TERM"; }
+    sleep 0.05
+  done
+  kill -CONT "$child"
+  until scontrol show job "${array}_0" | grep -q 'Restarts=1'; do
+    if grep -q "complete:" "$log" 2> /dev/null && ! grep -q "interrupted by a signal" "$log"; then
+      wait_until_gone "$merge" 180  # it finished before the signal: let the sweep end, try again
+      return 1
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || fail "task 0 was not requeued: $(scontrol show job "${array}_0")"
+    sleep 0.1
+  done
+  # SLURM restarts it by itself once the killed run's credential expires (cluster.sh: cred_expire).
+  wait_until_gone "$merge" 180
+  [ "$(state "$merge")" = COMPLETED ] || fail "merge job $merge ended $(state "$merge")"
+  grep -q "interrupted by a signal" "$log" || fail "task 0 was not interrupted: $(cat "$log")"
+  grep -q "resuming: " "$log" || fail "task 0 did not resume: $(cat "$log")"
+  same_results "$T/long-local" "$out"
+  echo "3. task 0 stopped on USR1, requeued itself and $(grep -o 'resuming: [0-9]* of [0-9]*' "$log"); merged output equals the local run"
+}
+# Longer networks than sweep.toml's (about 0.7 s each on one core), so that task 0 is still running
+# when the test catches it.
+sed 's/^timesteps = .*/timesteps = 200000/; s/^n_neurons = .*/n_neurons = 40/; s/^count = .*/count = 6/' \
+  "$T/sweep.toml" > "$T/long.toml"
+"$BIN" run "$T/long.toml" -q -o "$T/long-local" > /dev/null
+for attempt in 1 2 3; do
+  requeue_attempt "$T/requeue-$attempt" && break
+  [ "$attempt" -lt 3 ] || fail "task 0 finished before USR1 reached it in 3 attempts"
+  echo "3. attempt $attempt: task 0 finished before USR1 reached it; again"
 done
-# SLURM restarts it by itself once the killed run's credential expires (cluster.sh: cred_expire).
-wait_until_gone "$merge" 180
-[ "$(state "$merge")" = COMPLETED ] || fail "merge job $merge ended $(state "$merge")"
-log="$T/requeue/slurm/logs/shard-0.log"
-grep -q "interrupted by a signal" "$log" || fail "task 0 was not interrupted: $(cat "$log")"
-grep -q "resuming: " "$log" || fail "task 0 did not resume: $(cat "$log")"
-same_results "$T/local" "$T/requeue"
-echo "3. task 0 stopped on USR1, requeued itself and $(grep -o 'resuming: [0-9]* of [0-9]*' "$log"); merged output equals the local run"
 
 # 4. sbatch refuses: exit 2 with its reason.
 set +e
