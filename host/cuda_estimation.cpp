@@ -306,22 +306,6 @@ void EstimationStage::run(const StageBuffers& b) const {
             run_decided = decided;
           }
           least_squares_->solve(batch, b.workspace + l.least_squares);
-          if (batch.write_t_values) {
-            const auto h = static_cast<size_t>(
-                std::find(bh_t_tested_.begin(), bh_t_tested_.end(), static_cast<int>(e)) - bh_t_tested_.begin());
-            BenjaminiHochbergBatch bh;
-            bh.networks = networks;
-            bh.k = k;
-            bh.alpha = spec.level;
-            bh.V = decided;
-            bh.critical = reinterpret_cast<const double*>(b.inputs + l.bh_tables) + bh_offsets_[h * observed_.size() + r];
-            bh.table_of = reinterpret_cast<const int*>(b.inputs + l.table_of);
-            bh.scratch = reinterpret_cast<double*>(b.workspace + l.score_scratch);
-            if (executor_.on_device)
-              launch_benjamini_hochberg(bh, executor_.shared_limit, executor_.stream);
-            else
-              emulate_benjamini_hochberg_on_host(bh, executor_.shared_limit);
-          }
           break;
         }
         case EstimatorMethod::lasso: {
@@ -382,14 +366,23 @@ void EstimationStage::run(const StageBuffers& b) const {
         }
         default: throw std::logic_error("EstimationStage: estimator not computed on the GPU");
       }
-      if (run_rank_key && spec.correction == Correction::bh) {
-        // The Granger tests left their p-values in V: the step-up decides them there.
+      if (spec.correction == Correction::bh && (run_rank_key || t_tested(spec))) {
+        // The tests left p-values in V (Granger) or t statistics in the decisions (ols, iv, with the
+        // host's tables of critical |t|): the step-up decides them in place.
         BenjaminiHochbergBatch batch;
         batch.networks = networks;
         batch.k = k;
         batch.alpha = spec.level;
         batch.V = estimate;
         batch.scratch = reinterpret_cast<double*>(b.workspace + l.score_scratch);
+        if (t_tested(spec)) {
+          const auto h = static_cast<size_t>(std::find(bh_t_tested_.begin(), bh_t_tested_.end(), static_cast<int>(e)) -
+                                             bh_t_tested_.begin());
+          batch.V = decided;
+          batch.critical =
+              reinterpret_cast<const double*>(b.inputs + l.bh_tables) + bh_offsets_[h * observed_.size() + r];
+          batch.table_of = reinterpret_cast<const int*>(b.inputs + l.table_of);
+        }
         if (executor_.on_device)
           launch_benjamini_hochberg(batch, executor_.shared_limit, executor_.stream);
         else
