@@ -79,6 +79,13 @@ double granger_level(const EstimatorSpec& spec, int k) {
   return spec.correction == Correction::bonferroni ? spec.level / (static_cast<double>(k) * k) : spec.level;
 }
 
+// The residual df of a t-tested estimator's run: m = T - 1 transitions less k slopes and the
+// intercept (iv always has one).
+double residual_df(const EstimatorSpec& spec, int k, int timesteps) {
+  const double m = timesteps >= 2 ? timesteps - 1.0 : 0.0;
+  return m - (k + ((spec.method == EstimatorMethod::iv || spec.intercept) ? 1 : 0));
+}
+
 }  // namespace
 
 bool has_gpu_estimators(const SweepGrid& grid, int n) {
@@ -124,12 +131,11 @@ EstimationStage::EstimationStage(const SweepGrid& grid, int n, bool perturb, Exe
     // Rank r + 1 of a family of k k: decisions()'s threshold (r + 1) alpha / family, as a two-sided |t|.
     for (const int e : bh_t_tested_) {
       const EstimatorSpec& spec = grid.estimators[static_cast<size_t>(e)];
-      const int parameters_beyond_k = (spec.method == EstimatorMethod::iv || spec.intercept) ? 1 : 0;
       for (const int k : observed_) {
         bh_offsets_.push_back(bh_tables_.size());
         const double family = static_cast<double>(k) * static_cast<double>(k);
         for (const int timesteps : timesteps_) {
-          const double df = (timesteps >= 2 ? timesteps - 1.0 : 0.0) - (k + parameters_beyond_k);
+          const double df = residual_df(spec, k, timesteps);
           for (int r = 0; r < k * k; ++r)
             bh_tables_.push_back(critical_t(df, static_cast<double>(r + 1) * spec.level / family, Correction::none, k));
         }
@@ -209,12 +215,12 @@ void EstimationStage::prepare_inputs(std::span<const NetworkTask* const> tasks, 
     const EstimatorSpec& spec = grid_.estimators[static_cast<size_t>(t_tested_[t])];
     for (size_t r = 0; r < observed_.size(); ++r) {
       const int k = observed_[r];
-      // Parameters per target: k slopes plus the intercept (iv always has one).
-      const int parameters = k + ((spec.method == EstimatorMethod::iv || spec.intercept) ? 1 : 0);
-      for (size_t i = 0; i < networks; ++i) {
-        const double m = tasks[i]->timesteps >= 2 ? tasks[i]->timesteps - 1.0 : 0.0;
-        critical[(t * observed_.size() + r) * networks + i] = critical_t(m - parameters, spec.level, spec.correction, k);
-      }
+      // Benjamini-Hochberg decides from the tables below, not from one critical value (unused: NaN).
+      for (size_t i = 0; i < networks; ++i)
+        critical[(t * observed_.size() + r) * networks + i] =
+            spec.correction == Correction::bh
+                ? std::numeric_limits<double>::quiet_NaN()
+                : critical_t(residual_df(spec, k, tasks[i]->timesteps), spec.level, spec.correction, k);
     }
   }
   if (bh_t_tested_.empty()) return;

@@ -25,7 +25,6 @@ CS_HD inline double chi2_1_upper(double statistic) {
 // RSS_u within variation_tolerance(m) of the target's centred sum of squares `total` (such an RSS is
 // rounding noise, so the statistic would be too; two solvers then usually agree that it is undefined
 // rather than disagree on the noise, though a fit near the threshold can still fall either way).
-
 struct LikelihoodRatioTest {
   double statistic = NAN, p_value = NAN, f_statistic = NAN;
   uint32_t flags = flag_none;
