@@ -9,6 +9,8 @@
 //                                      workload W end to end through the backend: A, simulation,
 //                                      correlation + lasso + ols + iv at 5 observed ratios, scores, all
 //                                      on the GPU; LASSO_SOLVER "active_set" (the default) or "cyclic"
+//   bench_cuda bh_tables K...          host only (no device): Benjamini-Hochberg's critical-|t| table
+//                                      at k = K, T = 5000, computed on all cores, then cached
 // Peak rates for the roofline: CS_PEAK_FMA_PER_S (default 16.75e12: the H100 SXM's plain FP64 units,
 // 33.5 TFLOPS, which this kernel uses; its FP64 tensor cores would double that) and
 // CS_PEAK_BYTES_PER_S (default 3.35e12, H100 SXM HBM3; H200: 4.8e12).
@@ -18,12 +20,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "causalsweep/backend.hpp"
 #include "cuda_check.cuh"
+#include "cuda_estimation.hpp"
 #include "cuda_kernels.hpp"
 #include "engine.hpp"
 #include "workload_w.hpp"
@@ -165,11 +169,31 @@ nlohmann::json time_backend(int networks, int n, int timesteps, int host_threads
            {{"generate", times.generate}, {"solve", times.solve}, {"lasso", times.lasso}, {"score", times.reduce}}}};
 }
 
+// The host's Benjamini-Hochberg table of critical |t| for ols / iv at k observed neurons (k^2
+// Student-t quantiles), computed and then fetched from the cache as a stage's constructor does.
+nlohmann::json time_bh_table(int k, int timesteps) {
+  const double df = timesteps - 1.0 - k - 1;
+  const auto start = std::chrono::steady_clock::now();
+  const auto table = cuda::benjamini_hochberg_t_table(df, 0.05, k);
+  const auto computed = std::chrono::steady_clock::now();
+  const auto again = cuda::benjamini_hochberg_t_table(df, 0.05, k);
+  const auto fetched = std::chrono::steady_clock::now();
+  return {{"measure", "bh_t_table"}, {"k", k}, {"df", df}, {"ranks", table->size()},
+          {"threads", std::thread::hardware_concurrency()},
+          {"compute_seconds", std::chrono::duration<double>(computed - start).count()},
+          {"cached_seconds", std::chrono::duration<double>(fetched - computed).count()},
+          {"same_table", again == table}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "table";
   auto arg = [&](int i, int fallback) { return argc > i ? std::atoi(argv[i]) : fallback; };
+  if (mode == "bh_tables") {  // host work only: no device needed
+    for (int i = 2; i < std::max(argc, 3); ++i) std::puts(time_bh_table(arg(i, 500), 5000).dump().c_str());
+    return 0;
+  }
   if (cs::query_cuda_devices().count == 0) {
     std::fprintf(stderr, "bench_cuda: %s\n", cs::query_cuda_devices().description.c_str());
     return 2;
@@ -201,7 +225,7 @@ int main(int argc, char** argv) {
   } else {
     std::fprintf(stderr,
                  "usage: bench_cuda kernel NETWORKS N T [THREADS BLOCKS_PER_SM] | table |"
-                 " backend NETWORKS N T [HOST_THREADS [LASSO_SOLVER]]\n");
+                 " backend NETWORKS N T [HOST_THREADS [LASSO_SOLVER]] | bh_tables K...\n");
     return 2;
   }
   return 0;

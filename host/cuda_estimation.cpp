@@ -6,7 +6,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <tuple>
 
 #include <boost/math/distributions/students_t.hpp>
 
@@ -101,6 +106,34 @@ double critical_t(double df, double level, Correction correction, int k) {
   return boost::math::quantile(boost::math::complement(boost::math::students_t(df), a / 2));
 }
 
+std::shared_ptr<const std::vector<double>> benjamini_hochberg_t_table(double df, double level, int k) {
+  // Batches remake their stages, and each of a node's GPUs has its own: compute each table once.
+  static std::mutex mutex;
+  static std::map<std::tuple<double, double, int>, std::shared_ptr<const std::vector<double>>> cache;
+  const auto key = std::make_tuple(df, level, k);
+  const std::lock_guard lock(mutex);  // held while computing: a second caller waits for the same table
+  if (const auto found = cache.find(key); found != cache.end()) return found->second;
+
+  // Rank r + 1 of a family of k k: decisions()'s threshold (r + 1) alpha / family, as a two-sided |t|.
+  // A quantile costs about 6 us, so k = 500 (250,000 ranks) is spread over the cores.
+  const size_t ranks = static_cast<size_t>(k) * static_cast<size_t>(k);
+  const double family = static_cast<double>(ranks);
+  auto table = std::make_shared<std::vector<double>>(ranks);
+  const auto fill = [&](size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r)
+      (*table)[r] = critical_t(df, static_cast<double>(r + 1) * level / family, Correction::none, k);
+  };
+  constexpr size_t ranks_per_thread = 4096;
+  const size_t threads = std::clamp<size_t>(ranks / ranks_per_thread, 1, std::max(1u, std::thread::hardware_concurrency()));
+  {
+    std::vector<std::jthread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(fill, ranks * t / threads, ranks * (t + 1) / threads);
+    fill(0, ranks / threads);
+  }
+  cache.emplace(key, table);
+  return table;
+}
+
 // Byte offsets of a chunk's stage memory. Results: for run block b = ratio * estimators + estimator,
 // RunScore[b][networks], then the estimators' flags[b][networks], then first-stage F[b][networks].
 struct EstimationStage::Layout {
@@ -128,16 +161,13 @@ EstimationStage::EstimationStage(const SweepGrid& grid, int n, bool perturb, Exe
     for (const NetworkTask& task : grid.networks)
       if (task.n_neurons == n && std::find(timesteps_.begin(), timesteps_.end(), task.timesteps) == timesteps_.end())
         timesteps_.push_back(task.timesteps);
-    // Rank r + 1 of a family of k k: decisions()'s threshold (r + 1) alpha / family, as a two-sided |t|.
     for (const int e : bh_t_tested_) {
       const EstimatorSpec& spec = grid.estimators[static_cast<size_t>(e)];
       for (const int k : observed_) {
         bh_offsets_.push_back(bh_tables_.size());
-        const double family = static_cast<double>(k) * static_cast<double>(k);
         for (const int timesteps : timesteps_) {
-          const double df = residual_df(spec, k, timesteps);
-          for (int r = 0; r < k * k; ++r)
-            bh_tables_.push_back(critical_t(df, static_cast<double>(r + 1) * spec.level / family, Correction::none, k));
+          const auto table = benjamini_hochberg_t_table(residual_df(spec, k, timesteps), spec.level, k);
+          bh_tables_.insert(bh_tables_.end(), table->begin(), table->end());
         }
       }
     }

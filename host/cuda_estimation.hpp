@@ -106,4 +106,8 @@ class EstimationStage {
 // the test has no degrees of freedom).
 double critical_t(double df, double level, Correction correction, int k);
 
+// Benjamini-Hochberg's critical |t| for ranks 1 .. k k at residual df: entry r is critical_t at
+// level (r + 1) alpha / k^2. Computed once per (df, level, k) in the process, on all cores.
+std::shared_ptr<const std::vector<double>> benjamini_hochberg_t_table(double df, double level, int k);
+
 }  // namespace causalsweep::cuda

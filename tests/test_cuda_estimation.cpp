@@ -378,6 +378,24 @@ TEST(CudaStage, CriticalTValues) {
   EXPECT_TRUE(std::isnan(cuda::critical_t(-2, 0.05, cs::Correction::none, 3)));
 }
 
+// Benjamini-Hochberg's tables: every rank (split over threads at k = 100) is the quantile at its own
+// level, the largest rank is the uncorrected test's value, and a table is computed once per key.
+TEST(CudaStage, BenjaminiHochbergTablesHoldEveryRankOnce) {
+  const int k = 100;
+  const double df = 4896, level = 0.05;
+  const auto table = cuda::benjamini_hochberg_t_table(df, level, k);
+  ASSERT_EQ(table->size(), static_cast<size_t>(k * k));
+  for (size_t r = 0; r < table->size(); ++r) {
+    const double expected = cuda::critical_t(df, static_cast<double>(r + 1) * level / (k * k), cs::Correction::none, k);
+    ASSERT_EQ((*table)[r], expected) << "rank " << r + 1;
+    if (r > 0) ASSERT_LT((*table)[r], (*table)[r - 1]) << "rank " << r + 1;  // a higher rank, a lower bar
+  }
+  EXPECT_EQ(table->back(), cuda::critical_t(df, level, cs::Correction::none, k));
+  EXPECT_EQ(cuda::benjamini_hochberg_t_table(df, level, k), table);  // the same table, not recomputed
+  EXPECT_NE(cuda::benjamini_hochberg_t_table(df + 1, level, k), table);
+  EXPECT_TRUE(std::isnan(cuda::benjamini_hochberg_t_table(0, level, 2)->front()));  // no df: no test
+}
+
 #else
 
 TEST(CudaStage, NeedsACudaBuild) { GTEST_SKIP() << "built without CUDA (nvcc was not found)"; }
