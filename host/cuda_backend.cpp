@@ -153,6 +153,25 @@ void parallel_for(size_t count, int threads, PhaseTimes& times, Work&& work) {
   if (failure) std::rethrow_exception(failure);
 }
 
+// The largest count for which fits(count) holds (0 if none), for a fits that holds up to some count
+// and not beyond: a chunk's memory grows with its networks.
+template <class Fits>
+size_t largest_count(Fits fits) {
+  if (!fits(1)) return 0;
+  size_t low = 1, high = 2;  // fits(low), and high is past it or at the cap
+  constexpr size_t cap = size_t{1} << 31;
+  while (high < cap && fits(high)) {
+    low = high;
+    high *= 2;
+  }
+  if (high == cap && fits(cap)) return cap;
+  while (high - low > 1) {
+    const size_t mid = low + (high - low) / 2;
+    (fits(mid) ? low : high) = mid;
+  }
+  return low;
+}
+
 constexpr size_t section_alignment = 256;
 size_t align_up(size_t bytes) { return (bytes + section_alignment - 1) / section_alignment * section_alignment; }
 
@@ -266,12 +285,14 @@ class DeviceWorker {
     CS_CUDA_CHECK(cudaSetDevice(device_));
     CS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     for (int slot = 0; slot < 2; ++slot)
-      for (cudaEvent_t& event : events_[slot]) CS_CUDA_CHECK(cudaEventCreate(&event));
+      for (cudaEvent_t& event : events_[slot])  // blocking: a waiting worker sleeps instead of spinning on a core
+        CS_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventBlockingSync));
     cudaDeviceProp prop{};
     CS_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = fmt::format("{} (device {}, sm_{}{}, {} MiB)", prop.name, device_, prop.major, prop.minor,
                         prop.totalGlobalMem >> 20);
     shared_limit_ = shared_memory_limit(device_);
+    multiprocessors_ = prop.multiProcessorCount;
   }
   DeviceWorker(const DeviceWorker&) = delete;
   DeviceWorker& operator=(const DeviceWorker&) = delete;
@@ -307,34 +328,37 @@ class DeviceWorker {
     return chunk_offsets(layout(n, perturb), count, perturb, stage(n, perturb), per_network);
   }
 
-  // Networks of size n that one chunk may hold: `fraction` of the memory this process could use
-  // on the device (free plus what it already holds), and at most 1 GiB per pinned host slot unless
-  // one network alone is larger (n in the thousands): then one network per chunk.
-  size_t capacity(int n, bool perturb, double fraction) {
+  // Networks of size n that one chunk may hold: its device sections within `fraction` of the memory
+  // this process could use on the device (free plus what it already holds), and its host sections
+  // within `pinned_limit` bytes per pinned slot unless one network alone is larger (n in the
+  // thousands): then one network per chunk. A chunk's fixed sections (the BH tables, the active-set
+  // lasso's scratch) count once, not per network.
+  size_t capacity(int n, bool perturb, double fraction, size_t pinned_limit) {
     CS_CUDA_CHECK(cudaSetDevice(device_));
     size_t free_bytes = 0, total_bytes = 0;
     CS_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const double budget = fraction * static_cast<double>(free_bytes + device_arena_.size());
-    ChunkOffsets one = offsets(n, perturb, 1);
-    if (budget < static_cast<double>(one.device_end) && stage(n, perturb)) {
+    if (budget < static_cast<double>(offsets(n, perturb, 1).device_end) && stage(n, perturb)) {
       // The estimation stage's buffers (about twice the Grams) do not fit beside one network:
       // networks of this size simulate on the GPU and are estimated on the host.
       host_estimated_.insert({n, perturb});
       stages_.erase({n, perturb});
-      one = offsets(n, perturb, 1);
     }
-    const double per_network = static_cast<double>(one.device_end);  // alignment makes this an upper bound
-    const double per_network_host = static_cast<double>(one.host_end);
-    constexpr double pinned_slot_limit = 1024.0 * 1024.0 * 1024.0;
-    const auto on_device = static_cast<size_t>(budget / per_network);
-    const auto in_pinned_slot = std::max<size_t>(1, static_cast<size_t>(pinned_slot_limit / per_network_host));
-    return std::min(on_device, in_pinned_slot);
+    const size_t on_device = largest_count([&](size_t count) {
+      return static_cast<double>(offsets(n, perturb, count).device_end) <= budget;
+    });
+    const size_t in_pinned_slot =
+        largest_count([&](size_t count) { return offsets(n, perturb, count).host_end <= pinned_limit; });
+    return std::min(on_device, std::max<size_t>(1, in_pinned_slot));
   }
 
-  // Memory for the largest chunk; false when the device or the host is out of memory.
-  bool reserve(size_t device_bytes, size_t host_bytes) {
+  // Memory for the largest chunk: what ran short, if anything.
+  enum class Shortage { none, device, host };
+  Shortage reserve(size_t device_bytes, size_t host_bytes) {
     CS_CUDA_CHECK(cudaSetDevice(device_));
-    return device_arena_.reserve(device_bytes) && host_slot_[0].reserve(host_bytes) && host_slot_[1].reserve(host_bytes);
+    if (!device_arena_.reserve(device_bytes)) return Shortage::device;
+    if (!host_slot_[0].reserve(host_bytes) || !host_slot_[1].reserve(host_bytes)) return Shortage::host;
+    return Shortage::none;
   }
 
   // Takes chunks from the queue until it is empty; chunk k+1 runs on the GPU while the host finishes chunk k.
@@ -378,7 +402,7 @@ class DeviceWorker {
     auto& slot = stages_[{n, perturb}];
     if (!slot) {
       if (!solver_) solver_ = LeastSquaresSolver::on_device(stream_);
-      slot = std::make_unique<EstimationStage>(*grid_, n, perturb, Executor{true, stream_, shared_limit_}, solver_.get());
+      slot = std::make_unique<EstimationStage>(*grid_, n, perturb, Executor{true, stream_, shared_limit_, multiprocessors_}, solver_.get());
     }
     return slot.get();
   }
@@ -560,6 +584,7 @@ class DeviceWorker {
   DeviceMode mode_;
   std::string name_;
   size_t shared_limit_ = 0;
+  int multiprocessors_ = 0;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t events_[2][event_count] = {};
   DeviceArena device_arena_;
@@ -663,23 +688,26 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // Chunks that every device can hold, with memory reserved for the largest; on out-of-memory the
-  // share of free memory used is halved and the batch planned again.
+  // Chunks that every device can hold, with memory reserved for the largest. When an allocation
+  // fails, the budget that ran short (the share of free device memory, or the pinned slots' size)
+  // is halved and the batch planned again.
   std::vector<Chunk> plan(std::span<const NetworkTask> batch) {
     // At least two chunks per device when the batch is large, so the host and GPU halves overlap;
     // 256 networks keep an H100 busy for about two waves of blocks.
     constexpr size_t min_chunk = 256;
     const size_t devices = workers_.size();
     const size_t balanced = std::max(min_chunk, (batch.size() + 2 * devices - 1) / (2 * devices));
-    for (double fraction = 0.7; fraction > 0.7 / 64; fraction /= 2) {
+    double fraction = 0.7;
+    size_t pinned_limit = size_t{1} << 30;
+    for (int attempt = 0; attempt < 16 && fraction > 0.7 / 64; ++attempt) {
       auto max_networks = [&](int n, bool perturb) {
         size_t limit = balanced;
-        for (const auto& w : workers_) limit = std::min(limit, w->capacity(n, perturb, fraction));
+        for (const auto& w : workers_) limit = std::min(limit, w->capacity(n, perturb, fraction, pinned_limit));
         if (limit == 0) throw InputError(too_large_message(n, perturb));
         return limit;
       };
       std::vector<Chunk> chunks = plan_chunks(batch, max_networks);
-      bool reserved = true;
+      DeviceWorker::Shortage shortage = DeviceWorker::Shortage::none;
       for (const auto& w : workers_) {
         size_t device_bytes = 0, host_bytes = 0;
         for (const Chunk& c : chunks) {
@@ -687,12 +715,22 @@ class CudaBackend final : public Backend {
           device_bytes = std::max(device_bytes, o.device_end);
           host_bytes = std::max(host_bytes, o.host_end);
         }
-        reserved = reserved && w->reserve(device_bytes, host_bytes);
+        shortage = w->reserve(device_bytes, host_bytes);
+        if (shortage != DeviceWorker::Shortage::none) break;
       }
-      if (reserved) return chunks;
+      if (shortage == DeviceWorker::Shortage::none) return chunks;
+      if (shortage == DeviceWorker::Shortage::device) {
+        fraction /= 2;
+      } else {
+        const bool one_network_per_chunk = std::all_of(chunks.begin(), chunks.end(), [](const Chunk& c) {
+          return c.members.size() == 1;
+        });
+        if (one_network_per_chunk) break;  // no smaller chunk to try
+        pinned_limit /= 2;
+      }
     }
     throw InputError(fmt::format("the CUDA backend could not reserve device or pinned host memory for even a small "
-                                 "batch of networks (largest n = {}); free the GPU or use --backend cpu",
+                                 "batch of networks (largest n = {}); free the GPU or host memory, or use --backend cpu",
                                  std::max_element(batch.begin(), batch.end(), [](const auto& a, const auto& b) {
                                    return a.n_neurons < b.n_neurons;
                                  })->n_neurons));
@@ -762,8 +800,17 @@ std::optional<DeviceMode> checked_mode(int device, std::string& why, std::string
   }
   const std::string full = self_check(device, DeviceMode{true, true});
   if (full.empty()) return DeviceMode{true, true};
-  why = self_check(device, DeviceMode{false, false});
-  if (!why.empty()) return std::nullopt;
+  // A fault in a kernel (an illegal address) leaves the device's context unusable for the process:
+  // start a fresh one, so that the simulation-only check tests the device, not the old fault. Nothing
+  // else holds this device yet (the check's backend is gone, devices are checked one at a time).
+  cudaSetDevice(device);
+  cudaDeviceReset();
+  cudaGetLastError();
+  const std::string simulation = self_check(device, DeviceMode{false, false});
+  if (!simulation.empty()) {
+    why = fmt::format("{}; then, with A, estimation and scores on the host: {}", full, simulation);
+    return std::nullopt;
+  }
   note = fmt::format("device {}: A, estimation and scores on the host ({})", device, full);
   return DeviceMode{false, false};
 }

@@ -172,6 +172,12 @@ EstimationStage::EstimationStage(const SweepGrid& grid, int n, bool perturb, Exe
       }
     }
   }
+  const bool active_set = std::any_of(grid.estimators.begin(), grid.estimators.end(), [&](const EstimatorSpec& s) {
+    return s.method == EstimatorMethod::lasso && s.solver == LassoSolver::active_set && estimable_on_gpu(s, n);
+  });
+  for (const int k : observed_)  // the occupancy query once, not per layout
+    active_set_blocks_.push_back(
+        active_set ? lasso_active_set_scratch_blocks(k, executor.shared_limit, executor.multiprocessors) : 0);
   const bool solves = std::any_of(grid.estimators.begin(), grid.estimators.end(), [&](const EstimatorSpec& s) {
     return solved_by_least_squares(s) && estimable_on_gpu(s, n);
   });
@@ -206,7 +212,7 @@ EstimationStage::Layout EstimationStage::layout(size_t networks, bool with_works
   l.estimate = section(matrix);
   l.decided = section(matrix);
   l.sweeps = section(networks * sizeof(int));
-  size_t solver_bytes = 0, lasso_doubles = 0;
+  size_t solver_bytes = 0, lasso_doubles = 0;  // lasso: for the whole chunk
   for (size_t e = 0; e < grid_.estimators.size(); ++e) {
     const EstimatorSpec& spec = grid_.estimators[e];
     if (!on_gpu_[e]) continue;
@@ -215,16 +221,20 @@ EstimationStage::Layout EstimationStage::layout(size_t networks, bool with_works
         solver_bytes = std::max(solver_bytes, least_squares_->workspace_bytes(least_squares_method(spec),
                                                                               static_cast<int>(networks), kr));
     if (spec.method == EstimatorMethod::lasso)
-      for (int kr : observed_)
-        lasso_doubles = std::max(lasso_doubles, spec.solver == LassoSolver::cyclic
-                                                    ? lasso_scratch_doubles(kr, executor_.shared_limit)
-                                                    : static_cast<size_t>(kr) *
-                                                          lasso_active_set_scratch_doubles(kr, executor_.shared_limit));
+      for (size_t r = 0; r < observed_.size(); ++r) {
+        // The cyclic kernel's scratch is per network; the active set's per block of its grid.
+        const int kr = observed_[r];
+        lasso_doubles = std::max(
+            lasso_doubles, spec.solver == LassoSolver::cyclic
+                               ? networks * lasso_scratch_doubles(kr, executor_.shared_limit)
+                               : std::min(networks * static_cast<size_t>(kr), static_cast<size_t>(active_set_blocks_[r])) *
+                                     lasso_active_set_scratch_doubles(kr, executor_.shared_limit));
+      }
   }
   size_t score_doubles = 0;
   for (int kr : observed_) score_doubles = std::max(score_doubles, score_scratch_doubles(kr, executor_.shared_limit));
   l.least_squares = section(solver_bytes);
-  l.lasso = section(networks * lasso_doubles * sizeof(double));
+  l.lasso = section(lasso_doubles * sizeof(double));
   l.score_scratch = section(networks * score_doubles * sizeof(double));
   l.workspace_end = at;
   at = align_up(t_tested_.size() * observed_.size() * networks * sizeof(double));
@@ -246,11 +256,16 @@ void EstimationStage::prepare_inputs(std::span<const NetworkTask* const> tasks, 
     for (size_t r = 0; r < observed_.size(); ++r) {
       const int k = observed_[r];
       // Benjamini-Hochberg decides from the tables below, not from one critical value (unused: NaN).
-      for (size_t i = 0; i < networks; ++i)
-        critical[(t * observed_.size() + r) * networks + i] =
-            spec.correction == Correction::bh
-                ? std::numeric_limits<double>::quiet_NaN()
-                : critical_t(residual_df(spec, k, tasks[i]->timesteps), spec.level, spec.correction, k);
+      // A quantile costs about 3 us and depends on T only: one per distinct T, not per network.
+      int last_timesteps = -1;
+      double last = std::numeric_limits<double>::quiet_NaN();
+      for (size_t i = 0; i < networks; ++i) {
+        if (spec.correction != Correction::bh && tasks[i]->timesteps != last_timesteps) {
+          last_timesteps = tasks[i]->timesteps;
+          last = critical_t(residual_df(spec, k, last_timesteps), spec.level, spec.correction, k);
+        }
+        critical[(t * observed_.size() + r) * networks + i] = last;
+      }
     }
   }
   if (bh_t_tested_.empty()) return;
@@ -363,7 +378,8 @@ void EstimationStage::run(const StageBuffers& b) const {
           if (spec.solver == LassoSolver::active_set) {
             // The CPU's feature-sign search from the CPU's start (w = 0), one block per target.
             fill(estimate, 0, matrix_bytes);
-            const LassoActiveSetBatch batch = lasso_batch(LassoActiveSetBatch{});
+            LassoActiveSetBatch batch = lasso_batch(LassoActiveSetBatch{});
+            batch.scratch_blocks = active_set_blocks_[r];
             if (executor_.on_device)
               launch_lasso_active_set(batch, executor_.shared_limit, executor_.stream);
             else

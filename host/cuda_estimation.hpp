@@ -38,6 +38,7 @@ struct Executor {
   bool on_device = false;
   cudaStream_t stream = nullptr;
   size_t shared_limit = 48 * 1024;  // the device's opt-in shared memory per block (bytes)
+  int multiprocessors = 0;          // the device's SM count (sizes grids that fill it); 0 on the host
 };
 
 // Pointers into one chunk's memory (device memory on the device, host memory on the host).
@@ -96,6 +97,7 @@ class EstimationStage {
   std::vector<int> bh_t_tested_, timesteps_;
   std::vector<size_t> bh_offsets_;
   std::vector<double> bh_tables_;
+  std::vector<int> active_set_blocks_;  // per ratio: the active-set lasso's grid when it needs scratch
   std::vector<char> on_gpu_;      // per estimator
   bool has_host_estimators_ = false;
   std::unique_ptr<LeastSquaresSolver> own_solver_;

@@ -19,8 +19,14 @@ CudaDevices query_cuda_devices() {
   devices.count = count;
   for (int d = 0; d < count; ++d) {
     cudaDeviceProp prop{};
-    CS_CUDA_CHECK(cudaGetDeviceProperties(&prop, d));
     if (!devices.description.empty()) devices.description += "; ";
+    // A device in a bad state is described, not thrown: `auto` must still reach the CPU fallback,
+    // and the backend's own check then names it as unusable.
+    if (const cudaError_t error = cudaGetDeviceProperties(&prop, d); error != cudaSuccess) {
+      devices.description += std::to_string(d) + ": unreadable (" + cudaGetErrorString(error) + ")";
+      cudaGetLastError();
+      continue;
+    }
     devices.description += std::to_string(d) + ": " + prop.name + " (" +
                            std::to_string(prop.totalGlobalMem >> 20) + " MiB, sm_" +
                            std::to_string(prop.major) + std::to_string(prop.minor) + ")";

@@ -47,7 +47,9 @@
 //
 // Cost. Shared memory per block: 14 k + 643 doubles of vectors plus the k x k system when it fits
 // (k <= 161 at H100's 227 KiB; k = 100: 96 KiB, two blocks per SM), else the system in global scratch
-// (k <= 2029: the vectors must fit). Per iteration: a gradient (k x |support| reads of the Gram, L2),
+// (k <= 2029: the vectors must fit), one per block of a grid of twice the resident blocks that loops
+// over the fits: a fixed 1.6 GB at k = 500 on an H100, where a block per fit would take k^3 doubles
+// (1 GB) per network. Per iteration: a gradient (k x |support| reads of the Gram, L2),
 // ~4 |A| + 8 barriers and O(|A|^3 / 128) flops.
 //
 // Like kernels/simulate_gram.cu, the kernel is a block program (block_program.cuh) that the host
@@ -551,14 +553,31 @@ __host__ __device__ void active_set_block(Block& block, const Plan& plan, const 
   block.parallel([&](int tid, int threads) { finish(c, mem, V, flags, iterations, tid, threads); });
 }
 
+// One (network, target) fit per block. When the system is in global scratch (Loops), a grid of
+// scratch_blocks blocks instead, each looping over fits with its own scratch (active_set_block ends
+// at a barrier, so a block's next fit never overwrites what its last one still reads). Two
+// instantiations, because the loop costs the straight kernel registers (ptxas: 72 and spills).
+template <bool Loops>
 __global__ void __launch_bounds__(block_threads) lasso_active_set_kernel(const Plan plan, const LassoActiveSetBatch batch) {
   extern __shared__ double shared[];
   DeviceBlock block;
-  const int blocks_per_network = batch.k > 0 ? batch.k : 1;
-  const int network = static_cast<int>(blockIdx.x) / blocks_per_network;
-  const int target = static_cast<int>(blockIdx.x) % blocks_per_network;
-  double* block_scratch = plan.system_in_shared ? nullptr : batch.scratch + static_cast<size_t>(blockIdx.x) * plan.scratch_doubles;
-  active_set_block(block, plan, batch, network, target, shared, block_scratch);
+  const int fits_per_network = batch.k > 0 ? batch.k : 1;
+  if constexpr (!Loops) {
+    active_set_block(block, plan, batch, static_cast<int>(blockIdx.x) / fits_per_network,
+                     static_cast<int>(blockIdx.x) % fits_per_network, shared, nullptr);
+  } else {
+    const long long fits = static_cast<long long>(batch.networks) * fits_per_network;
+    double* block_scratch = batch.scratch + static_cast<size_t>(blockIdx.x) * plan.scratch_doubles;
+    for (long long fit = blockIdx.x; fit < fits; fit += gridDim.x)
+      active_set_block(block, plan, batch, static_cast<int>(fit / fits_per_network),
+                       static_cast<int>(fit % fits_per_network), shared, block_scratch);
+  }
+}
+
+// The launch's grid: one block per fit, or at most scratch_blocks when each needs global scratch.
+long long grid_blocks(const Plan& plan, const LassoActiveSetBatch& batch) {
+  const long long fits = static_cast<long long>(batch.networks) * std::max(batch.k, 1);
+  return plan.system_in_shared ? fits : std::min<long long>(fits, batch.scratch_blocks);
 }
 
 void check_batch(const LassoActiveSetBatch& batch) {
@@ -568,6 +587,8 @@ void check_batch(const LassoActiveSetBatch& batch) {
                                 std::to_string(batch.max_iter) + ")");
   if (batch.networks > 0 && (!batch.grams || !batch.flags || (batch.k > 0 && !batch.V)))
     throw std::invalid_argument("lasso_active_set: missing input or output array");
+  if (batch.scratch_blocks < 0)
+    throw std::invalid_argument("lasso_active_set: scratch_blocks < 0 (" + std::to_string(batch.scratch_blocks) + ")");
 }
 
 }  // namespace
@@ -576,19 +597,32 @@ size_t lasso_active_set_scratch_doubles(int k, size_t shared_limit_bytes) {
   return plan_active_set(k, shared_limit_bytes).scratch_doubles;
 }
 
+int lasso_active_set_scratch_blocks(int k, size_t shared_limit_bytes, int multiprocessors) {
+  const Plan plan = plan_active_set(k, shared_limit_bytes);
+  if (plan.system_in_shared) return 0;
+  if (multiprocessors <= 0) return 3;  // host emulation: few enough that blocks reuse their scratch
+  int resident = 0;  // per multiprocessor: 3 at k = 500 on an H100 (shared memory bounds it)
+  CS_CUDA_CHECK(cudaFuncSetAttribute(lasso_active_set_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(plan.shared_bytes)));
+  CS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, lasso_active_set_kernel<true>, block_threads,
+                                                              plan.shared_bytes));
+  return 2 * multiprocessors * std::max(resident, 1);  // two waves: a block that finishes early takes more fits
+}
+
 void launch_lasso_active_set(const LassoActiveSetBatch& batch, size_t shared_limit_bytes, cudaStream_t stream) {
   check_batch(batch);
   if (batch.networks == 0) return;
   const Plan plan = plan_active_set(batch.k, shared_limit_bytes);
-  if (plan.scratch_doubles > 0 && !batch.scratch) throw std::invalid_argument("lasso_active_set: scratch needed");
-  const long long blocks = static_cast<long long>(batch.networks) * std::max(batch.k, 1);
+  if (plan.scratch_doubles > 0 && (!batch.scratch || batch.scratch_blocks == 0))
+    throw std::invalid_argument("lasso_active_set: scratch needed (scratch and scratch_blocks)");
+  const long long blocks = grid_blocks(plan, batch);
   if (blocks > std::numeric_limits<int>::max())
     throw std::invalid_argument("lasso_active_set: too many networks for one launch");
-  // The k blocks of a network gather their flags by atomicOr: zero them first.
+  // The k fits of a network gather their flags by atomicOr: zero them first.
   CS_CUDA_CHECK(cudaMemsetAsync(batch.flags, 0, sizeof(uint32_t) * batch.networks, stream));
-  CS_CUDA_CHECK(cudaFuncSetAttribute(lasso_active_set_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(plan.shared_bytes)));
-  lasso_active_set_kernel<<<static_cast<int>(blocks), block_threads, plan.shared_bytes, stream>>>(plan, batch);
+  const auto kernel = plan.system_in_shared ? lasso_active_set_kernel<false> : lasso_active_set_kernel<true>;
+  CS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(plan.shared_bytes)));
+  kernel<<<static_cast<int>(blocks), block_threads, plan.shared_bytes, stream>>>(plan, batch);
   CS_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -596,6 +630,8 @@ void emulate_lasso_active_set_on_host(const LassoActiveSetBatch& batch, size_t s
   check_batch(batch);
   if (batch.networks == 0) return;
   const Plan plan = plan_active_set(batch.k, shared_limit_bytes);
+  if (plan.scratch_doubles > 0 && batch.scratch && batch.scratch_blocks == 0)
+    throw std::invalid_argument("lasso_active_set: scratch given without scratch_blocks");
   constexpr double poison = std::numeric_limits<double>::quiet_NaN();
   // Uninitialised memory is NaN here, so a read before a write shows up in the results.
   std::vector<double> shared(plan.shared_bytes / sizeof(double) + 1);
@@ -603,18 +639,20 @@ void emulate_lasso_active_set_on_host(const LassoActiveSetBatch& batch, size_t s
   std::vector<double> own(batch.scratch ? 0 : plan.scratch_doubles + 1);
   std::fill(batch.flags, batch.flags + batch.networks, 0u);
   HostBlock block{block_threads};
-  const int blocks_per_network = std::max(batch.k, 1);
-  for (int network = 0; network < batch.networks; ++network)
-    for (int target = 0; target < blocks_per_network; ++target) {
-      std::fill(shared.begin(), shared.end(), poison);
-      double* block_scratch = nullptr;
-      if (!plan.system_in_shared) {
-        const size_t block_index = static_cast<size_t>(network) * blocks_per_network + target;
-        block_scratch = batch.scratch ? batch.scratch + block_index * plan.scratch_doubles : own.data();
-        std::fill(block_scratch, block_scratch + plan.scratch_doubles, poison);
-      }
-      active_set_block(block, plan, batch, network, target, shared.data(), block_scratch);
+  const int fits_per_network = std::max(batch.k, 1);
+  const long long fits = static_cast<long long>(batch.networks) * fits_per_network;
+  const long long blocks = batch.scratch ? grid_blocks(plan, batch) : fits;
+  // The kernel's fits in its order: fit f on block f mod blocks, with that block's scratch.
+  for (long long fit = 0; fit < fits; ++fit) {
+    std::fill(shared.begin(), shared.end(), poison);
+    double* block_scratch = nullptr;
+    if (!plan.system_in_shared) {
+      block_scratch = batch.scratch ? batch.scratch + static_cast<size_t>(fit % blocks) * plan.scratch_doubles : own.data();
+      std::fill(block_scratch, block_scratch + plan.scratch_doubles, poison);
     }
+    active_set_block(block, plan, batch, static_cast<int>(fit / fits_per_network), static_cast<int>(fit % fits_per_network),
+                     shared.data(), block_scratch);
+  }
 }
 
 }  // namespace causalsweep::cuda

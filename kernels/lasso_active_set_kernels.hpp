@@ -27,7 +27,9 @@ struct LassoActiveSetBatch {
   double* V = nullptr;            // [networks][k * k] IN: a warm start (row i = target i's weights; all
                                   // zeros is valid), OUT: the optimum. V(i, j) at i + j k
   uint32_t* flags = nullptr;      // [networks] out (written, not ORed): as the CPU's lasso()
-  double* scratch = nullptr;      // [networks * k][lasso_active_set_scratch_doubles(k, shared_limit)] or unused when 0
+  double* scratch = nullptr;      // [min(networks * k, scratch_blocks)][lasso_active_set_scratch_doubles(k, shared_limit)],
+                                  // unused when that is 0
+  int scratch_blocks = 0;         // the grid when the system is in scratch: lasso_active_set_scratch_blocks
   int* iterations = nullptr;      // optional, [networks][k] out: feature-sign iterations (solves) of each target
                                   // (nullptr: not written; -1 for targets of degenerate networks)
 };
@@ -36,6 +38,13 @@ struct LassoActiveSetBatch {
 // shared memory next to the block's vectors (k up to 161 with H100's 227 KiB), else k * k.
 // Throws std::invalid_argument when not even the vectors (14 k + 643 doubles: k up to 2029 at 227 KiB) fit.
 size_t lasso_active_set_scratch_doubles(int k, size_t shared_limit_bytes);
+
+// Blocks of a launch whose systems are in global scratch (0 when they fit in shared memory): twice
+// what the device holds at once (its multiprocessors x resident blocks, from the occupancy API).
+// Each block loops over (network, target) fits with one scratch system, so the scratch is a fixed
+// cost per launch (1.6 GB at k = 500 on an H100) rather than k^3 doubles per network (1 GB).
+// multiprocessors <= 0 (host emulation): 3, so that tests exercise a block's reuse of its scratch.
+int lasso_active_set_scratch_blocks(int k, size_t shared_limit_bytes, int multiprocessors);
 
 // Launches on `stream` (asynchronous; launch errors throw). shared_limit_bytes: at most the device's
 // shared_memory_limit (cuda_kernels.hpp). The scratch needs no initialisation.

@@ -168,6 +168,10 @@ TEST(Cli, UnwritableOutputAndUnavailableBackendExitTwo) {
   EXPECT_EQ(bad_device.exit_code, 2) << bad_device.output;
   EXPECT_NE(bad_device.output.find("--devices"), std::string::npos) << bad_device.output;
   EXPECT_FALSE(fs::exists(dir / "o"));
+  const auto twice = run_cli("run " + config.string() + " --devices 1,0,1 -o " + (dir / "o").string(), dir);
+  EXPECT_EQ(twice.exit_code, 2) << twice.output;
+  EXPECT_NE(twice.output.find("--devices: device 1 is listed twice"), std::string::npos) << twice.output;
+  EXPECT_FALSE(fs::exists(dir / "o"));
   if (causalsweep::query_cuda_devices().count > 0) GTEST_SKIP() << "a GPU is visible: --backend cuda is available here";
   const auto cuda = run_cli("run " + config.string() + " --backend cuda -o " + (dir / "o").string(), dir);
   EXPECT_EQ(cuda.exit_code, 2) << cuda.output;

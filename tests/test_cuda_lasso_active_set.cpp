@@ -116,7 +116,17 @@ Outputs emulate(const std::vector<cs::Gram>& gs, const Params& p, size_t shared_
   b.V = h.out.V.data();
   b.flags = h.out.flags.data();
   b.iterations = h.out.iterations.data();
+  // Scratch as the stage sizes it: 3 blocks' systems when they are not in shared memory, so the
+  // blocks loop over many fits, reusing their scratch; a guard behind it must stay untouched.
+  const size_t per_block = p.k >= 0 ? cuda::lasso_active_set_scratch_doubles(p.k, shared_limit) : 0;
+  b.scratch_blocks = per_block ? cuda::lasso_active_set_scratch_blocks(p.k, shared_limit, 0) : 0;
+  const size_t used = std::min(gs.size() * std::max(p.k, 1), static_cast<size_t>(b.scratch_blocks)) * per_block;
+  constexpr double guard = -12345.5;
+  std::vector<double> scratch(used + 64, guard);
+  if (per_block) b.scratch = scratch.data();
   cuda::emulate_lasso_active_set_on_host(b, shared_limit);
+  for (size_t i = used; i < scratch.size(); ++i)
+    if (scratch[i] != guard) ADD_FAILURE() << "the lasso wrote past its scratch at " << i - used;
   return h.out;
 }
 
@@ -420,13 +430,20 @@ struct DeviceBuffer {
 };
 
 // The real launch on device 0: flags and iterations poisoned (0xff bytes), V = the warm start.
+// scratch_blocks: the grid when the systems are in global scratch (0: the backend's choice).
 Outputs launch_on_device(const std::vector<cs::Gram>& gs, const Params& p, size_t shared_limit, double& seconds,
-                         const std::vector<double>& warm = {}) {
+                         const std::vector<double>& warm = {}, int scratch_blocks = 0) {
   HostInputs h(gs, p.k, warm);
   const size_t networks = gs.size();
+  if (scratch_blocks == 0) {
+    int multiprocessors = 0;
+    CS_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, 0));
+    scratch_blocks = cuda::lasso_active_set_scratch_blocks(p.k, shared_limit, multiprocessors);
+  }
   DeviceBuffer grams(h.grams.size() * sizeof(double)), V(h.out.V.size() * sizeof(double)),
       flags(networks * sizeof(uint32_t)), iterations(h.out.iterations.size() * sizeof(int)),
-      scratch(networks * p.k * cuda::lasso_active_set_scratch_doubles(p.k, shared_limit) * sizeof(double));
+      scratch(std::min(networks * p.k, static_cast<size_t>(std::max(scratch_blocks, 0))) *
+              cuda::lasso_active_set_scratch_doubles(p.k, shared_limit) * sizeof(double));
   CS_CUDA_CHECK(cudaMemcpy(grams.ptr, h.grams.data(), h.grams.size() * sizeof(double), cudaMemcpyHostToDevice));
   CS_CUDA_CHECK(cudaMemcpy(V.ptr, h.out.V.data(), h.out.V.size() * sizeof(double), cudaMemcpyHostToDevice));
   CS_CUDA_CHECK(cudaMemset(flags.ptr, 0xff, networks * sizeof(uint32_t)));
@@ -437,6 +454,7 @@ Outputs launch_on_device(const std::vector<cs::Gram>& gs, const Params& p, size_
   b.flags = flags.as<uint32_t>();
   b.iterations = iterations.as<int>();
   b.scratch = scratch.as<double>();
+  b.scratch_blocks = scratch_blocks;
   cudaStream_t stream;
   CS_CUDA_CHECK(cudaStreamCreate(&stream));
   const auto start = std::chrono::steady_clock::now();
@@ -461,11 +479,12 @@ TEST(CudaDevice, LassoActiveSetMatchesCpu) {
     bool intercept;
     double alpha;
     size_t shared_limit;
+    int scratch_blocks = 0;  // 0: the backend's grid; else fewer blocks, each looping over fits
   };
   const std::vector<Case> cases = {{40, 40, false, 0.01, limit},    {40, 20, true, 0.1, limit},
                                    {40, 1, false, 0.01, limit},     {100, 100, false, 0.01, limit},
                                    {100, 100, true, 0.01, limit},   {100, 100, false, 0.1, limit},
-                                   {100, 100, false, 0.01, 32768}};
+                                   {100, 100, false, 0.01, 32768},  {100, 100, true, 0.01, 32768, 7}};
   for (const Case& c : cases) {
     const std::vector<cs::Gram> gs = networks_of(c.n, {3, 17, 29}, 5000, 2.0);
     Params p;
@@ -475,9 +494,11 @@ TEST(CudaDevice, LassoActiveSetMatchesCpu) {
     double seconds = 0;
     const std::string what = "device n " + std::to_string(c.n) + " limit " + std::to_string(c.shared_limit);
     Agreement a, w;
-    expect_matches_cpu(gs, p, launch_on_device(gs, p, c.shared_limit, seconds), what + " (" + describe(p) + ")", a);
+    expect_matches_cpu(gs, p, launch_on_device(gs, p, c.shared_limit, seconds, {}, c.scratch_blocks),
+                       what + " (" + describe(p) + ")", a);
     print_agreement(what + " k " + std::to_string(c.k) + " zero start", a);
-    expect_matches_cpu(gs, p, launch_on_device(gs, p, c.shared_limit, seconds, perturbed_warm_start(gs, p, 77)),
+    expect_matches_cpu(gs, p,
+                       launch_on_device(gs, p, c.shared_limit, seconds, perturbed_warm_start(gs, p, 77), c.scratch_blocks),
                        what + " perturbed (" + describe(p) + ")", w);
     print_agreement(what + " k " + std::to_string(c.k) + " perturbed start", w);
   }
