@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <exception>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -754,11 +755,22 @@ class CudaBackend final : public Backend {
 // driver, architecture or kernel then shows up as a clear reason (and `auto` falls back to the CPU),
 // never as wrong results. `mode` says which GPU stages take part. Empty when the device agrees; else
 // what differed.
-std::string self_check(int device, DeviceMode mode) {
+// The CPU's answers (about 1.8 thread-seconds, mostly the lasso at n = 130): computed once per
+// process, on the host's threads, while the devices run the check.
+using SelfCheckReference = std::shared_future<std::vector<NetworkResult>>;
+SelfCheckReference self_check_reference(int host_threads) {
+  return std::async(std::launch::async, [host_threads] {
+           const SweepGrid grid = expand_grid(parse_config(self_check_config(), "<cuda self-check>"));
+           PhaseTimes unused;
+           return make_cpu_backend(host_threads)->run_batch(grid.networks, grid, unused);
+         })
+      .share();
+}
+
+std::string self_check(int device, DeviceMode mode, const SelfCheckReference& reference) {
   const SweepConfig config = parse_config(self_check_config(), "<cuda self-check>");
   const SweepGrid grid = expand_grid(config);
   PhaseTimes unused;
-  const std::vector<NetworkResult> want = make_cpu_backend(1)->run_batch(grid.networks, grid, unused);
   std::vector<NetworkResult> got;
   try {
     CudaBackend one({{device, mode}}, 1);
@@ -766,6 +778,7 @@ std::string self_check(int device, DeviceMode mode) {
   } catch (const std::exception& e) {
     return fmt::format("self-check on device {} failed: {}", device, e.what());
   }
+  const std::vector<NetworkResult>& want = reference.get();
   if (got.size() != want.size()) return fmt::format("self-check on device {} failed: results missing", device);
   for (size_t i = 0; i < want.size(); ++i) {
     const NetworkResult &w = want[i], &g = got[i];
@@ -791,14 +804,15 @@ std::string self_check(int device, DeviceMode mode) {
 // What a device may do: everything on the GPU when that passes the self-check, else the simulation
 // only (A, estimation and scores on the host) with the reason in `note`; nullopt (and `why`) when
 // even that fails. A failure of either check (a wrong result or an error) is a reason, never a crash.
-std::optional<DeviceMode> checked_mode(int device, std::string& why, std::string& note) {
+std::optional<DeviceMode> checked_mode(int device, const SelfCheckReference& reference, std::string& why,
+                                       std::string& note) {
   try {
     if (!simulation_kernel_runnable(device, why)) return std::nullopt;
   } catch (const std::exception& e) {
     why = fmt::format("device {}: {}", device, e.what());
     return std::nullopt;
   }
-  const std::string full = self_check(device, DeviceMode{true, true});
+  const std::string full = self_check(device, DeviceMode{true, true}, reference);
   if (full.empty()) return DeviceMode{true, true};
   // A fault in a kernel (an illegal address) leaves the device's context unusable for the process:
   // start a fresh one, so that the simulation-only check tests the device, not the old fault. Nothing
@@ -806,7 +820,7 @@ std::optional<DeviceMode> checked_mode(int device, std::string& why, std::string
   cudaSetDevice(device);
   cudaDeviceReset();
   cudaGetLastError();
-  const std::string simulation = self_check(device, DeviceMode{false, false});
+  const std::string simulation = self_check(device, DeviceMode{false, false}, reference);
   if (!simulation.empty()) {
     why = fmt::format("{}; then, with A, estimation and scores on the host: {}", full, simulation);
     return std::nullopt;
@@ -822,6 +836,7 @@ std::unique_ptr<Backend> make_cuda_backend(std::vector<int> devices, int host_th
   const CudaDevices seen = query_cuda_devices();
   if (seen.count == 0)
     throw InputError(fmt::format("--backend cuda: {}; use --backend cpu or auto", seen.description));
+  const cuda::SelfCheckReference reference = cuda::self_check_reference(host_threads);  // 0: every core
   std::vector<std::string> problems, notes;
   std::vector<std::pair<int, cuda::DeviceMode>> usable;
   const bool all = devices.empty();
@@ -829,7 +844,7 @@ std::unique_ptr<Backend> make_cuda_backend(std::vector<int> devices, int host_th
     for (int d = 0; d < seen.count; ++d) devices.push_back(d);
   for (int d : devices) {
     std::string why, note;
-    if (const auto mode = cuda::checked_mode(d, why, note)) {
+    if (const auto mode = cuda::checked_mode(d, reference, why, note)) {
       usable.emplace_back(d, *mode);
       if (!note.empty()) notes.push_back(note);
     } else {
