@@ -3,7 +3,8 @@
 #   bench/run_gpu.sh build      configure and build in $BUILD (default build-cuda)
 #   bench/run_gpu.sh test       the CUDA tests (kernels vs CPU, sweeps vs the CPU backend), then the whole suite
 #   bench/run_gpu.sh sanitize   compute-sanitizer memcheck, racecheck, initcheck, synccheck on every kernel's device test
-#   bench/run_gpu.sh bench      kernel table (n x T), kernel on workload W, W end to end, CPU on a slice of W
+#   bench/run_gpu.sh bench      kernel table (n x T), kernel on workload W, W end to end (backend, and CLI
+#                               with self-check and outputs), CPU on a slice of W
 #   bench/run_gpu.sh n_to_1     the N-to-1 family: its CUDA tests, the 140-run notebook sweep on the GPU
 #                               (bench_cuda_n_to_1) and on the CPU backend on all cores, same call
 #   bench/run_gpu.sh harness    issue 5's side-by-side table: the JAX and PyTorch peers, causalsweep cuda
@@ -81,6 +82,15 @@ TOML
   echo "{\"measure\": \"cuda_cli_w_slice\", \"networks\": 1600, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/cuda_slice.json"
   # Same sweep, both backends: the curves should agree to ~1e-10 (runs.csv differs only in the last digits).
   diff <(cut -d, -f1-12 "$out/w_cpu/runs.csv") <(cut -d, -f1-12 "$out/w_cuda/runs.csv") > /dev/null && echo "runs.csv keys identical"
+  # All of W through the CLI: process start, the device's self-check, 2,000,000 result rows written.
+  sed 's/^count = 1600$/count = 10000/; s/^name = "w_slice"$/name = "w_full"/' "$out/w_slice.toml" > "$out/w_full.toml"
+  rm -rf "$out/w_full_cuda"
+  start=$(date +%s.%N)
+  "$build/causalsweep" run "$out/w_full.toml" -q --no-report --backend cuda --threads "$threads" -o "$out/w_full_cuda" > /dev/null
+  end=$(date +%s.%N)
+  echo "{\"measure\": \"cuda_cli_w\", \"networks\": 10000, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/cuda_cli_w.json"
+  python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["seconds"]))' "$out/w_full_cuda/manifest.json" \
+    | tee "$out/cuda_cli_w_phases.json"
 }
 
 run_n_to_1() {
