@@ -1,9 +1,10 @@
 #pragma once
 // A block program runs the same on the GPU and on the host. It is written as phases separated by
 // barriers (Block::parallel): on the GPU every thread runs the phase and the block then meets at
-// __syncthreads(); on the host (tests without a GPU) the phase runs for each thread in turn. Both are
-// the same computation as long as no thread reads, within a phase, what another thread writes in
-// that phase, so each phase says what each thread owns.
+// __syncthreads(); on the host (tests without a GPU) the phase runs for each thread in turn, or each
+// thread runs on its own fiber (host_threads.hpp). All are the same computation as long as no thread
+// reads, within a phase, what another thread writes in that phase, so each phase says what each
+// thread owns.
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -36,6 +37,33 @@ struct HostBlock {
     for_each_host_thread(threads, [&](int tid) { phase(tid, threads); });
   }
 };
+
+// On the host, as one thread on its fiber sees the block (host_threads.hpp): run the phase, then
+// wait at this call site's barrier.
+struct FiberBlock {
+  int threads;
+  int tid;
+  template <class Phase>
+  void parallel(Phase&& phase) {
+    phase(tid, threads);
+    fiber_barrier_after<Phase>();
+  }
+};
+
+// Runs one block of a program on the host: program(block) with a HostBlock, or once per thread with
+// its FiberBlock when the environment asks for fibers.
+template <class Program>
+void emulate_block(int threads, Program&& program) {
+  if (!fiber_emulation()) {
+    HostBlock block{threads};
+    program(block);
+    return;
+  }
+  run_on_fibers(threads, [&](int tid) {
+    FiberBlock block{threads, tid};
+    program(block);
+  });
+}
 
 // Hands out consecutive pieces of a block's shared memory or of its global scratch, for kernels
 // that plan by size which of their arrays fit on chip.

@@ -479,12 +479,12 @@ void emulate_connectivity_on_host(const ConnectivityBatch& batch, size_t shared_
   constexpr double poison = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> shared(layout.shared_doubles + 1);
   std::vector<double> scratch(layout.scratch_doubles + 1);
-  HostBlock block{block_threads};
   for (int network = 0; network < batch.networks; ++network) {
     // Uninitialised memory is NaN here, so a read before a write shows up in the results.
     std::fill(shared.begin(), shared.end(), poison);
     std::fill(scratch.begin(), scratch.end(), poison);
-    connectivity_block(block, layout, batch, network, shared.data(), scratch.data());
+    emulate_block(block_threads,
+                  [&](auto& block) { connectivity_block(block, layout, batch, network, shared.data(), scratch.data()); });
   }
 }
 

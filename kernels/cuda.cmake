@@ -11,6 +11,7 @@ add_library(causalsweep_cuda STATIC
   kernels/lasso_active_set.cu
   kernels/scores.cu          # correlation estimates and per-run scores
   kernels/n_to_1.cu          # the N-to-1 model family
+  kernels/host_threads.cpp   # fibers for the tests' emulation of blocks (g++)
 )
 target_include_directories(causalsweep_cuda PUBLIC include kernels)
 # cuBLAS and cuSOLVER for the batched least squares (shared: their static archives are hundreds of MB).
@@ -18,6 +19,17 @@ target_link_libraries(causalsweep_cuda PUBLIC CUDA::cudart_static CUDA::cublas C
 # No fast math (nvcc's default; the transforms must match the CPU's); the architectures in messages.
 target_compile_definitions(causalsweep_cuda PRIVATE CS_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES}")
 target_compile_options(causalsweep_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
+# Boost.Context runs the host emulation's threads on fibers (kernels/host_threads.hpp), which ctest
+# uses to find barriers in divergent code and races across phases; without it that test is skipped.
+find_package(Boost 1.74 QUIET COMPONENTS context)
+if(Boost_CONTEXT_FOUND)
+  target_compile_definitions(causalsweep_cuda PRIVATE CAUSALSWEEP_HAVE_FIBERS=1)
+  target_link_libraries(causalsweep_cuda PRIVATE Boost::context)
+  set(CAUSALSWEEP_HAVE_FIBERS ON)
+else()
+  message(STATUS "Boost.Context not found (Debian: libboost-context-dev): the fiber emulation test is skipped")
+  set(CAUSALSWEEP_HAVE_FIBERS OFF)
+endif()
 
 target_sources(causalsweep_core PRIVATE host/cuda_backend.cpp host/cuda_estimation.cpp)
 target_compile_definitions(causalsweep_core PUBLIC CAUSALSWEEP_HAVE_CUDA=1)

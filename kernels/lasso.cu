@@ -48,6 +48,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "block_program.cuh"
@@ -526,21 +527,29 @@ void emulate_lasso_on_host(const LassoBatch& batch, size_t shared_limit_bytes) {
   std::fill(batch.flags, batch.flags + batch.networks, 0u);
   std::fill(batch.sweeps, batch.sweeps + batch.networks, 0);
   if (!plan.h_in_shared) {
-    HostBlock centre{centre_threads};
-    for (int network = 0; network < batch.networks; ++network) centre_block(centre, plan, host_batch, network);
+    for (int network = 0; network < batch.networks; ++network)
+      emulate_block(centre_threads, [&](auto& block) { centre_block(block, plan, host_batch, network); });
   }
-  HostBlock block{plan.threads};
-  HostRegisters registers{slots_of_threads.data()};
+  auto poison_slots = [&](ThreadSlots& mine) {
+    std::fill(std::begin(mine.w), std::end(mine.w), poison);
+    std::fill(std::begin(mine.hw), std::end(mine.hw), poison);
+    std::fill(std::begin(mine.q), std::end(mine.q), poison);
+    mine.dw_max = mine.w_max = poison;
+  };
   for (int network = 0; network < batch.networks; ++network)
     for (int chunk = 0; chunk < plan.blocks_per_network; ++chunk) {
       std::fill(shared.begin(), shared.end(), poison);
-      for (ThreadSlots& mine : slots_of_threads) {
-        std::fill(std::begin(mine.w), std::end(mine.w), poison);
-        std::fill(std::begin(mine.hw), std::end(mine.hw), poison);
-        std::fill(std::begin(mine.q), std::end(mine.q), poison);
-        mine.dw_max = mine.w_max = poison;
-      }
-      lasso_block(block, registers, plan, host_batch, network, chunk, shared.data());
+      emulate_block(plan.threads, [&](auto& block) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(block)>, HostBlock>) {  // every thread's slots here
+          for (ThreadSlots& mine : slots_of_threads) poison_slots(mine);
+          HostRegisters registers{slots_of_threads.data()};
+          lasso_block(block, registers, plan, host_batch, network, chunk, shared.data());
+        } else {  // on its fiber, a thread's slots are its own, as on the GPU
+          DeviceRegisters registers;
+          poison_slots(registers.own);
+          lasso_block(block, registers, plan, host_batch, network, chunk, shared.data());
+        }
+      });
     }
 }
 

@@ -638,7 +638,6 @@ void emulate_lasso_active_set_on_host(const LassoActiveSetBatch& batch, size_t s
   // The caller's scratch when given (so its size is exercised), else one block's worth of our own.
   std::vector<double> own(batch.scratch ? 0 : plan.scratch_doubles + 1);
   std::fill(batch.flags, batch.flags + batch.networks, 0u);
-  HostBlock block{block_threads};
   const int fits_per_network = std::max(batch.k, 1);
   const long long fits = static_cast<long long>(batch.networks) * fits_per_network;
   const long long blocks = batch.scratch ? grid_blocks(plan, batch) : fits;
@@ -650,8 +649,10 @@ void emulate_lasso_active_set_on_host(const LassoActiveSetBatch& batch, size_t s
       block_scratch = batch.scratch ? batch.scratch + static_cast<size_t>(fit % blocks) * plan.scratch_doubles : own.data();
       std::fill(block_scratch, block_scratch + plan.scratch_doubles, poison);
     }
-    active_set_block(block, plan, batch, static_cast<int>(fit / fits_per_network), static_cast<int>(fit % fits_per_network),
-                     shared.data(), block_scratch);
+    emulate_block(block_threads, [&](auto& block) {
+      active_set_block(block, plan, batch, static_cast<int>(fit / fits_per_network),
+                       static_cast<int>(fit % fits_per_network), shared.data(), block_scratch);
+    });
   }
 }
 

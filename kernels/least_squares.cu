@@ -717,10 +717,9 @@ void launch_block_program(const Program& program, int networks, cudaStream_t str
 template <class Program>
 void emulate_block_program_on_host(const Program& program, int networks) {
   std::vector<double> shared(shared_doubles);
-  HostBlock block{block_threads};
   for (int network = 0; network < networks; ++network) {
     std::fill(shared.begin(), shared.end(), std::numeric_limits<double>::quiet_NaN());
-    program(block, network, shared.data());
+    emulate_block(block_threads, [&](auto& block) { program(block, network, shared.data()); });
   }
 }
 

@@ -213,6 +213,35 @@ struct HostBlock {
   }
 };
 
+// One thread on its fiber (host_threads.hpp): its registers, poisoned like HostBlock's.
+template <class State>
+struct FiberBlock {
+  int threads, tid;
+  State state;
+  FiberBlock(int count, int thread) : threads(count), tid(thread) {
+    std::memset(static_cast<void*>(&state), 0xff, sizeof(State));
+  }
+  template <class Phase>
+  void parallel(Phase&& phase) {
+    phase(tid, threads, state);
+    fiber_barrier_after<Phase>();
+  }
+};
+
+// One block of a program on the host: with a HostBlock, or on fibers when the environment asks.
+template <class State, class Program>
+void emulate_block(int threads, Program&& program) {
+  if (!fiber_emulation()) {
+    HostBlock<State> block(threads);
+    program(block);
+    return;
+  }
+  run_on_fibers(threads, [&](int tid) {
+    FiberBlock<State> block(threads, tid);
+    program(block);
+  });
+}
+
 // ---- per-thread work ------------------------------------------------------------------------------
 
 // Spike count of input `input` of a run: the loop of n_to_1::poisson_spike_times.
@@ -962,8 +991,7 @@ std::vector<NTo1RunResult> emulate_n_to_1_jobs_on_host(const std::vector<NTo1Job
     std::vector<double> shared(static_cast<size_t>(tuning.neuron_tile), poison);
     for (int run = 0; run < b.runs; ++run) {
       std::fill(shared.begin(), shared.end(), poison);
-      HostBlock<NeuronState> block(neuron_threads);
-      neuron_block(block, b, run, shared.data());
+      emulate_block<NeuronState>(neuron_threads, [&](auto& block) { neuron_block(block, b, run, shared.data()); });
     }
     std::vector<double> voltage;
     if (inspect) voltage = signal;
@@ -978,8 +1006,7 @@ std::vector<NTo1RunResult> emulate_n_to_1_jobs_on_host(const std::vector<NTo1Job
     shared.assign(heights_shared_doubles(tuning.sta_tile), poison);
     for (uint64_t index = 0; index < plan.heights_prefix.back(); ++index) {
       std::fill(shared.begin(), shared.end(), poison);
-      HostBlock<HeightsState> block(heights_threads);
-      heights_block(block, b, index, shared.data());
+      emulate_block<HeightsState>(heights_threads, [&](auto& block) { heights_block(block, b, index, shared.data()); });
     }
     const double test_seconds = seconds_since(test_start);
 

@@ -525,8 +525,8 @@ void launch_correlation(const CorrelationBatch& batch, cudaStream_t stream) {
 
 void emulate_correlation_on_host(const CorrelationBatch& batch) {
   check_k(batch.k, "emulate_correlation_on_host");
-  HostBlock block{correlation_threads};
-  for (int network = 0; network < batch.networks; ++network) correlation_block(block, batch, network);
+  for (int network = 0; network < batch.networks; ++network)
+    emulate_block(correlation_threads, [&](auto& block) { correlation_block(block, batch, network); });
 }
 
 // ---- granger: entry points ----------------------------------------------------------------------
@@ -540,9 +540,9 @@ void launch_granger(const GrangerBatch& batch, cudaStream_t stream) {
 
 void emulate_granger_on_host(const GrangerBatch& batch) {
   check_k(batch.k, "emulate_granger_on_host");
-  HostBlock block{granger_threads};
   std::vector<uint32_t> partial_flags(granger_threads, 0xdeadbeefu);  // poisoned: each thread must write its own
-  for (int network = 0; network < batch.networks; ++network) granger_block(block, batch, network, partial_flags.data());
+  for (int network = 0; network < batch.networks; ++network)
+    emulate_block(granger_threads, [&](auto& block) { granger_block(block, batch, network, partial_flags.data()); });
 }
 
 // ---- scores: entry points -----------------------------------------------------------------------
@@ -589,12 +589,12 @@ void emulate_sorting_block(const Batch& batch, size_t shared_limit_bytes, const 
   std::vector<double> own(batch.scratch ? 0 : static_cast<size_t>(batch.networks) * m.scratch_doubles + 1);
   Batch host_batch = batch;
   if (!batch.scratch) host_batch.scratch = own.data();
-  HostBlock block{score_threads};
   for (int network = 0; network < batch.networks; ++network) {
     std::fill(shared.begin(), shared.end(), poison);
     double* mine = host_batch.scratch + static_cast<size_t>(network) * m.scratch_doubles;
     std::fill(mine, mine + m.scratch_doubles, poison);
-    program(block, host_batch, m.scratch_doubles, network, shared.data());
+    emulate_block(score_threads,
+                  [&](auto& block) { program(block, host_batch, m.scratch_doubles, network, shared.data()); });
   }
 }
 
@@ -606,7 +606,7 @@ void launch_scores(const ScoreBatch& batch, size_t shared_limit_bytes, cudaStrea
 
 void emulate_scores_on_host(const ScoreBatch& batch, size_t shared_limit_bytes) {
   emulate_sorting_block(batch, shared_limit_bytes, "emulate_scores_on_host",
-                        [](HostBlock& block, const ScoreBatch& b, size_t scratch_doubles, int network, double* shared) {
+                        [](auto& block, const ScoreBatch& b, size_t scratch_doubles, int network, double* shared) {
                           score_block(block, b, scratch_doubles, network, shared);
                         });
 }
@@ -619,7 +619,7 @@ void launch_benjamini_hochberg(const BenjaminiHochbergBatch& batch, size_t share
 
 void emulate_benjamini_hochberg_on_host(const BenjaminiHochbergBatch& batch, size_t shared_limit_bytes) {
   emulate_sorting_block(batch, shared_limit_bytes, "emulate_benjamini_hochberg_on_host",
-                        [](HostBlock& block, const BenjaminiHochbergBatch& b, size_t scratch_doubles, int network,
+                        [](auto& block, const BenjaminiHochbergBatch& b, size_t scratch_doubles, int network,
                            double* shared) { benjamini_hochberg_block(block, b, scratch_doubles, network, shared); });
 }
 

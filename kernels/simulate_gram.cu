@@ -434,7 +434,6 @@ void emulate_simulation_on_host(const SimulationLayout& layout, const Simulation
   std::vector<double> shared(shared_doubles + guard), scratch(scratch_doubles + guard);
   SimulationBatch host_batch = batch;
   host_batch.scratch = scratch.data();
-  HostBlock block{layout.threads};
   auto guard_intact = [&](const std::vector<double>& buffer, size_t end) {
     for (size_t e = end; e < buffer.size(); ++e)
       if (std::memcmp(&buffer[e], &guard_bits, sizeof(double)) != 0) return false;
@@ -447,7 +446,8 @@ void emulate_simulation_on_host(const SimulationLayout& layout, const Simulation
     std::fill(scratch.begin(), scratch.end(), poison);
     for (std::vector<double>* buffer : {&shared, &scratch})
       for (size_t e = buffer->size() - guard; e < buffer->size(); ++e) std::memcpy(&(*buffer)[e], &guard_bits, sizeof(double));
-    simulate_network_block(block, layout, host_batch, network, shared.data());
+    emulate_block(layout.threads,
+                  [&](auto& block) { simulate_network_block(block, layout, host_batch, network, shared.data()); });
     if (!guard_intact(shared, shared_doubles) || !guard_intact(scratch, scratch_doubles))
       throw std::logic_error("emulate_simulation_on_host: network " + std::to_string(network) +
                              " wrote past the shared memory or scratch its layout counts");

@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config git
   libeigen3-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev librandom123-dev libboost-dev
+  libboost-context-dev  # fibers for the tests' emulation of GPU blocks (kernels/host_threads.hpp)
   libgtest-dev libbenchmark-dev
   python3 python3-numpy python3-sklearn python3-statsmodels python3-pandas python3-mpmath  # references, peers
   munge slurmctld slurmd slurm-client  # the test's one-node SLURM cluster (tests/slurm/)

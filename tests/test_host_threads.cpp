@@ -1,0 +1,105 @@
+// The fiber emulation of GPU blocks (kernels/host_threads.hpp) must catch what the phase-by-phase
+// emulation cannot: a barrier that only some threads reach, and a value read between two barriers
+// that a later phase overwrites.
+#include <gtest/gtest.h>
+
+#ifdef CAUSALSWEEP_HAVE_CUDA
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "host_threads.hpp"
+
+namespace cuda = causalsweep::cuda;
+
+namespace {
+
+// A thread's view of the block, as kernels/block_program.cuh's FiberBlock.
+struct Thread {
+  int threads, tid;
+  template <class Phase>
+  void parallel(Phase&& phase) {
+    phase(tid, threads);
+    cuda::fiber_barrier_after<Phase>();
+  }
+};
+
+// Runs program(thread) on fibers; false (and a skip) when this build has no Boost.Context.
+template <class Program>
+bool on_fibers(int threads, Program program) {
+  try {
+    cuda::run_on_fibers(threads, [&](int tid) {
+      Thread thread{threads, tid};
+      program(thread);
+    });
+  } catch (const std::runtime_error& e) {
+    if (std::string(e.what()).find("Boost.Context") == std::string::npos) throw;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// A correct program: every thread writes its slot, then reads its neighbour's after the barrier.
+TEST(CudaFibers, BarriersOrderPhasesAcrossThreads) {
+  const int threads = 64;
+  std::vector<int> slot(threads, -1), seen(threads, -1);
+  if (!on_fibers(threads, [&](Thread& t) {
+        t.parallel([&](int tid, int) { slot[tid] = 10 * tid; });
+        int local = 0;  // a per-thread value between phases, as a register on the GPU
+        t.parallel([&](int tid, int n) { local = slot[(tid + 1) % n]; });
+        t.parallel([&](int tid, int) { seen[tid] = local + 1; });
+      }))
+    GTEST_SKIP() << "built without Boost.Context";
+  for (int tid = 0; tid < threads; ++tid) EXPECT_EQ(seen[tid], 10 * ((tid + 1) % threads) + 1) << tid;
+}
+
+// Thread 0 takes a branch with one more barrier than the others: on a GPU a hang or worse.
+TEST(CudaFibers, ABarrierInDivergentCodeIsAnError) {
+  try {
+    const bool ran = on_fibers(32, [&](Thread& t) {
+      t.parallel([](int, int) {});
+      if (t.tid == 0) t.parallel([](int, int) {});
+      t.parallel([](int, int) {});
+    });
+    if (!ran) GTEST_SKIP() << "built without Boost.Context";
+    ADD_FAILURE() << "the divergent barrier went unnoticed";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("divergent"), std::string::npos) << e.what();
+  }
+  // The next block starts clean after the error.
+  int after = 0;
+  EXPECT_TRUE(on_fibers(4, [&](Thread& t) { t.parallel([&](int tid, int) { after += tid; }); }));
+  EXPECT_EQ(after, 6);
+}
+
+// A value read between barriers while the next phase overwrites it: thread 0 rewrites `shared` in
+// the phase after every thread read it, without a barrier in between. Phase by phase the read
+// always comes first; on fibers, threads resumed after thread 0 see the new value.
+TEST(CudaFibers, AReadThatALaterPhaseOverwritesIsCaught) {
+  const int threads = 32;
+  int racy_blocks = 0;
+  for (int block = 0; block < 5; ++block) {
+    int shared = 0;
+    std::vector<int> seen(threads, -1);
+    if (!on_fibers(threads, [&](Thread& t) {
+          t.parallel([&](int tid, int) { if (tid == 0) shared = 1; });
+          const int read = shared;  // every thread, between the barriers
+          t.parallel([&](int tid, int) { if (tid == 0) shared = 2; });
+          t.parallel([&](int tid, int) { seen[tid] = read; });
+        }))
+      GTEST_SKIP() << "built without Boost.Context";
+    bool racy = false;
+    for (int v : seen) racy = racy || v == 2;
+    racy_blocks += racy;
+  }
+  EXPECT_GT(racy_blocks, 0) << "no resume order exposed the race in 5 blocks";
+}
+
+#else
+
+TEST(CudaFibers, NeedsACudaBuild) { GTEST_SKIP() << "built without CUDA (nvcc was not found)"; }
+
+#endif
