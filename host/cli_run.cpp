@@ -50,7 +50,8 @@ cs::SweepConfig load(const Options& o, bool sharded = false) {
   for (size_t i = 0; i < o.devices.size(); ++i)  // as run.devices in a config: each GPU once
     if (std::find(o.devices.begin(), o.devices.begin() + static_cast<std::ptrdiff_t>(i), o.devices[i]) !=
         o.devices.begin() + static_cast<std::ptrdiff_t>(i))
-      throw cs::InputError(fmt::format("--devices: device {} is listed twice (each device may appear once)", o.devices[i]));
+      throw cs::InputError(
+          fmt::format("--devices: device {} is listed twice (each device may appear once)", o.devices[i]));
   if (!o.devices.empty()) config.run.devices = o.devices;
   if (!o.output_dir.empty()) config.run.output_dir = o.output_dir;
   // Shards of one sweep must find the same directory without being told: name it by the config.

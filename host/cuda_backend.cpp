@@ -403,7 +403,8 @@ class DeviceWorker {
     auto& slot = stages_[{n, perturb}];
     if (!slot) {
       if (!solver_) solver_ = LeastSquaresSolver::on_device(stream_);
-      slot = std::make_unique<EstimationStage>(*grid_, n, perturb, Executor{true, stream_, shared_limit_, multiprocessors_}, solver_.get());
+      const Executor executor{true, stream_, shared_limit_, multiprocessors_};
+      slot = std::make_unique<EstimationStage>(*grid_, n, perturb, executor, solver_.get());
     }
     return slot.get();
   }
@@ -750,11 +751,6 @@ class CudaBackend final : public Backend {
   std::vector<std::string> notes_;
 };
 
-// A known-answer check before a sweep trusts a device: small networks (shared-memory layout, and
-// n = 40 with perturbation) through the whole CUDA path must give the CPU backend's scores. A wrong
-// driver, architecture or kernel then shows up as a clear reason (and `auto` falls back to the CPU),
-// never as wrong results. `mode` says which GPU stages take part. Empty when the device agrees; else
-// what differed.
 // The CPU's answers (about 1.8 thread-seconds, mostly the lasso at n = 130): computed once per
 // process, on the host's threads, while the devices run the check.
 using SelfCheckReference = std::shared_future<std::vector<NetworkResult>>;
@@ -767,6 +763,11 @@ SelfCheckReference self_check_reference(int host_threads) {
       .share();
 }
 
+// A known-answer check before a sweep trusts a device: small networks (shared-memory layout, and
+// n = 40 with perturbation) through the whole CUDA path must give the CPU backend's scores. A wrong
+// driver, architecture or kernel then shows up as a clear reason (and `auto` falls back to the CPU),
+// never as wrong results. `mode` says which GPU stages take part. Empty when the device agrees; else
+// what differed.
 std::string self_check(int device, DeviceMode mode, const SelfCheckReference& reference) {
   const SweepConfig config = parse_config(self_check_config(), "<cuda self-check>");
   const SweepGrid grid = expand_grid(config);

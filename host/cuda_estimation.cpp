@@ -124,7 +124,8 @@ std::shared_ptr<const std::vector<double>> benjamini_hochberg_t_table(double df,
       (*table)[r] = critical_t(df, static_cast<double>(r + 1) * level / family, Correction::none, k);
   };
   constexpr size_t ranks_per_thread = 4096;
-  const size_t threads = std::clamp<size_t>(ranks / ranks_per_thread, 1, std::max(1u, std::thread::hardware_concurrency()));
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const size_t threads = std::clamp<size_t>(ranks / ranks_per_thread, 1, cores);
   {
     std::vector<std::jthread> pool;
     for (size_t t = 1; t < threads; ++t) pool.emplace_back(fill, ranks * t / threads, ranks * (t + 1) / threads);
