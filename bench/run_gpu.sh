@@ -82,7 +82,7 @@ TOML
   echo "{\"measure\": \"cuda_cli_w_slice\", \"networks\": 1600, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/cuda_slice.json"
   # Same sweep, both backends: the curves should agree to ~1e-10 (runs.csv differs only in the last digits).
   diff <(cut -d, -f1-12 "$out/w_cpu/runs.csv") <(cut -d, -f1-12 "$out/w_cuda/runs.csv") > /dev/null && echo "runs.csv keys identical"
-  # All of W through the CLI: process start, the device's self-check, 2,000,000 result rows written.
+  # All of W through the CLI: process start, the device's self-check, 750,000 rows of runs.csv written.
   sed 's/^count = 1600$/count = 10000/; s/^name = "w_slice"$/name = "w_full"/' "$out/w_slice.toml" > "$out/w_full.toml"
   rm -rf "$out/w_full_cuda"
   start=$(date +%s.%N)

@@ -279,10 +279,30 @@ struct BatchContext {
   int host_threads = 1;                           // per device worker
 };
 
+// Device workers alive in this process, per device: a device in use must not be reset.
+std::mutex live_workers_mutex;
+std::map<int, int> live_workers;
+void count_worker(int device, int change) {
+  const std::lock_guard lock(live_workers_mutex);
+  live_workers[device] += change;
+}
+bool device_in_use(int device) {
+  const std::lock_guard lock(live_workers_mutex);
+  const auto found = live_workers.find(device);
+  return found != live_workers.end() && found->second > 0;
+}
+struct LiveWorker {  // counted from construction to destruction, also when a constructor throws
+  int device;
+  explicit LiveWorker(int d) : device(d) { count_worker(device, +1); }
+  ~LiveWorker() { count_worker(device, -1); }
+  LiveWorker(const LiveWorker&) = delete;
+  LiveWorker& operator=(const LiveWorker&) = delete;
+};
+
 // One GPU: its stream, its memory and its half of the pipeline.
 class DeviceWorker {
  public:
-  explicit DeviceWorker(int device, DeviceMode mode) : device_(device), mode_(mode) {
+  explicit DeviceWorker(int device, DeviceMode mode) : device_(device), mode_(mode), live_(device) {
     CS_CUDA_CHECK(cudaSetDevice(device_));
     CS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     for (int slot = 0; slot < 2; ++slot)
@@ -584,6 +604,7 @@ class DeviceWorker {
 
   int device_;
   DeviceMode mode_;
+  LiveWorker live_;
   std::string name_;
   size_t shared_limit_ = 0;
   int multiprocessors_ = 0;
@@ -751,24 +772,36 @@ class CudaBackend final : public Backend {
   std::vector<std::string> notes_;
 };
 
-// The CPU's answers (about 1.8 thread-seconds, mostly the lasso at n = 130): computed once per
-// process, on the host's threads, while the devices run the check.
-using SelfCheckReference = std::shared_future<std::vector<NetworkResult>>;
-SelfCheckReference self_check_reference(int host_threads) {
-  return std::async(std::launch::async, [host_threads] {
-           const SweepGrid grid = expand_grid(parse_config(self_check_config(), "<cuda self-check>"));
-           PhaseTimes unused;
-           return make_cpu_backend(host_threads)->run_batch(grid.networks, grid, unused);
-         })
-      .share();
-}
+// The CPU's answers to the self-check (about 1.8 thread-seconds, mostly the lasso at n = 130):
+// computed at most once per make_cuda_backend, on the host's threads, from when the first device is
+// about to be checked, while the devices run theirs.
+class SelfCheckReference {
+ public:
+  explicit SelfCheckReference(int host_threads) : host_threads_(host_threads) {}
+  void start() {
+    if (future_.valid()) return;
+    future_ = std::async(std::launch::async, [threads = host_threads_] {
+                const SweepGrid grid = expand_grid(parse_config(self_check_config(), "<cuda self-check>"));
+                PhaseTimes unused;
+                return make_cpu_backend(threads)->run_batch(grid.networks, grid, unused);
+              }).share();
+  }
+  const std::vector<NetworkResult>& get() {
+    start();
+    return future_.get();
+  }
+
+ private:
+  int host_threads_;
+  std::shared_future<std::vector<NetworkResult>> future_;
+};
 
 // A known-answer check before a sweep trusts a device: small networks (shared-memory layout, and
 // n = 40 with perturbation) through the whole CUDA path must give the CPU backend's scores. A wrong
 // driver, architecture or kernel then shows up as a clear reason (and `auto` falls back to the CPU),
 // never as wrong results. `mode` says which GPU stages take part. Empty when the device agrees; else
 // what differed.
-std::string self_check(int device, DeviceMode mode, const SelfCheckReference& reference) {
+std::string self_check(int device, DeviceMode mode, SelfCheckReference& reference) {
   const SweepConfig config = parse_config(self_check_config(), "<cuda self-check>");
   const SweepGrid grid = expand_grid(config);
   PhaseTimes unused;
@@ -805,7 +838,7 @@ std::string self_check(int device, DeviceMode mode, const SelfCheckReference& re
 // What a device may do: everything on the GPU when that passes the self-check, else the simulation
 // only (A, estimation and scores on the host) with the reason in `note`; nullopt (and `why`) when
 // even that fails. A failure of either check (a wrong result or an error) is a reason, never a crash.
-std::optional<DeviceMode> checked_mode(int device, const SelfCheckReference& reference, std::string& why,
+std::optional<DeviceMode> checked_mode(int device, SelfCheckReference& reference, std::string& why,
                                        std::string& note) {
   try {
     if (!simulation_kernel_runnable(device, why)) return std::nullopt;
@@ -813,14 +846,17 @@ std::optional<DeviceMode> checked_mode(int device, const SelfCheckReference& ref
     why = fmt::format("device {}: {}", device, e.what());
     return std::nullopt;
   }
+  reference.start();
   const std::string full = self_check(device, DeviceMode{true, true}, reference);
   if (full.empty()) return DeviceMode{true, true};
   // A fault in a kernel (an illegal address) leaves the device's context unusable for the process:
-  // start a fresh one, so that the simulation-only check tests the device, not the old fault. Nothing
-  // else holds this device yet (the check's backend is gone, devices are checked one at a time).
-  cudaSetDevice(device);
-  cudaDeviceReset();
-  cudaGetLastError();
+  // start a fresh one, so that the simulation-only check tests the device, not the old fault; but
+  // only when no backend of this process is using the device (the check's own is gone by now).
+  if (!device_in_use(device)) {
+    cudaSetDevice(device);
+    cudaDeviceReset();
+    cudaGetLastError();
+  }
   const std::string simulation = self_check(device, DeviceMode{false, false}, reference);
   if (!simulation.empty()) {
     why = fmt::format("{}; then, with A, estimation and scores on the host: {}", full, simulation);
@@ -837,7 +873,7 @@ std::unique_ptr<Backend> make_cuda_backend(std::vector<int> devices, int host_th
   const CudaDevices seen = query_cuda_devices();
   if (seen.count == 0)
     throw InputError(fmt::format("--backend cuda: {}; use --backend cpu or auto", seen.description));
-  const cuda::SelfCheckReference reference = cuda::self_check_reference(host_threads);  // 0: every core
+  cuda::SelfCheckReference reference(host_threads);  // 0: every core
   std::vector<std::string> problems, notes;
   std::vector<std::pair<int, cuda::DeviceMode>> usable;
   const bool all = devices.empty();

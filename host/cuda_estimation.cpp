@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <map>
 #include <memory>
@@ -107,9 +108,12 @@ double critical_t(double df, double level, Correction correction, int k) {
 }
 
 std::shared_ptr<const std::vector<double>> benjamini_hochberg_t_table(double df, double level, int k) {
-  // Batches remake their stages, and each of a node's GPUs has its own: compute each table once.
+  // Batches remake their stages, and each of a node's GPUs has its own: compute each table once,
+  // keeping at most 256 MiB of them (k = 2000 makes 32 MB tables; past that the cache starts afresh).
   static std::mutex mutex;
   static std::map<std::tuple<double, double, int>, std::shared_ptr<const std::vector<double>>> cache;
+  static size_t cached_doubles = 0;
+  constexpr size_t cache_limit_doubles = (size_t{256} << 20) / sizeof(double);
   const auto key = std::make_tuple(df, level, k);
   const std::lock_guard lock(mutex);  // held while computing: a second caller waits for the same table
   if (const auto found = cache.find(key); found != cache.end()) return found->second;
@@ -119,9 +123,16 @@ std::shared_ptr<const std::vector<double>> benjamini_hochberg_t_table(double df,
   const size_t ranks = static_cast<size_t>(k) * static_cast<size_t>(k);
   const double family = static_cast<double>(ranks);
   auto table = std::make_shared<std::vector<double>>(ranks);
+  std::mutex failure_mutex;
+  std::exception_ptr failure;  // a quantile's exception, rethrown here rather than ending a thread
   const auto fill = [&](size_t begin, size_t end) {
-    for (size_t r = begin; r < end; ++r)
-      (*table)[r] = critical_t(df, static_cast<double>(r + 1) * level / family, Correction::none, k);
+    try {
+      for (size_t r = begin; r < end; ++r)
+        (*table)[r] = critical_t(df, static_cast<double>(r + 1) * level / family, Correction::none, k);
+    } catch (...) {
+      const std::lock_guard failure_lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
   };
   constexpr size_t ranks_per_thread = 4096;
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
@@ -131,7 +142,13 @@ std::shared_ptr<const std::vector<double>> benjamini_hochberg_t_table(double df,
     for (size_t t = 1; t < threads; ++t) pool.emplace_back(fill, ranks * t / threads, ranks * (t + 1) / threads);
     fill(0, ranks / threads);
   }
+  if (failure) std::rethrow_exception(failure);
+  if (cached_doubles + ranks > cache_limit_doubles) {  // stages hold their own copies: drop them all
+    cache.clear();
+    cached_doubles = 0;
+  }
   cache.emplace(key, table);
+  cached_doubles += ranks;
   return table;
 }
 
@@ -377,7 +394,8 @@ void EstimationStage::run(const StageBuffers& b) const {
             return batch;
           };
           if (spec.solver == LassoSolver::active_set) {
-            // The CPU's feature-sign search from the CPU's start (w = 0), one block per target.
+            // The CPU's feature-sign search from the CPU's start (w = 0), a block per target (or,
+            // with the system in global scratch, a grid of blocks looping over the targets).
             fill(estimate, 0, matrix_bytes);
             LassoActiveSetBatch batch = lasso_batch(LassoActiveSetBatch{});
             batch.scratch_blocks = active_set_blocks_[r];

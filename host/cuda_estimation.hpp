@@ -109,7 +109,7 @@ class EstimationStage {
 double critical_t(double df, double level, Correction correction, int k);
 
 // Benjamini-Hochberg's critical |t| for ranks 1 .. k k at residual df: entry r is critical_t at
-// level (r + 1) alpha / k^2. Computed once per (df, level, k) in the process, on all cores.
+// level (r + 1) alpha / k^2. Computed on all cores and cached per (df, level, k) (up to 256 MiB).
 std::shared_ptr<const std::vector<double>> benjamini_hochberg_t_table(double df, double level, int k);
 
 }  // namespace causalsweep::cuda

@@ -21,7 +21,11 @@ target_compile_definitions(causalsweep_cuda PRIVATE CS_CUDA_ARCHITECTURES="${CMA
 target_compile_options(causalsweep_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
 # Boost.Context runs the host emulation's threads on fibers (kernels/host_threads.hpp), which ctest
 # uses to find barriers in divergent code and races across phases; without it that test is skipped.
+# Its static library, so that the causalsweep binary does not need the package where it runs.
+set(CAUSALSWEEP_BOOST_STATIC_SAVED ${Boost_USE_STATIC_LIBS})
+set(Boost_USE_STATIC_LIBS ON)
 find_package(Boost 1.74 QUIET COMPONENTS context)
+set(Boost_USE_STATIC_LIBS ${CAUSALSWEEP_BOOST_STATIC_SAVED})
 if(Boost_CONTEXT_FOUND)
   target_compile_definitions(causalsweep_cuda PRIVATE CAUSALSWEEP_HAVE_FIBERS=1)
   target_link_libraries(causalsweep_cuda PRIVATE Boost::context)

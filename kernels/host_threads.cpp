@@ -13,6 +13,10 @@
 
 #ifdef CAUSALSWEEP_HAVE_FIBERS
 #include <cxxabi.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <exception>
 
 #include <boost/context/fiber.hpp>
 #endif
@@ -42,30 +46,37 @@ namespace {
 namespace ctx = boost::context;
 
 // Stacks for the fibers, kept for the next block: a suite runs hundreds of thousands of blocks.
-// Untouched pages of a stack are never committed, so 256 KiB each costs only what a thread uses.
+// Untouched pages of a stack are never committed, so 256 KiB each costs only what a thread uses;
+// the page below each is inaccessible, so an overflow faults instead of corrupting the heap.
 class PooledStack {
  public:
   static constexpr size_t bytes = 256 * 1024;
   ctx::stack_context allocate() {
-    std::unique_ptr<char[]> stack;
+    char* base = nullptr;  // the stack's lowest usable byte
     if (pool().empty()) {
-      stack.reset(new char[bytes]);
+      const size_t guard = page();
+      void* mapping = mmap(nullptr, guard + bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (mapping == MAP_FAILED) throw std::bad_alloc();
+      mprotect(mapping, guard, PROT_NONE);
+      base = static_cast<char*>(mapping) + guard;
     } else {
-      stack = std::move(pool().back());
+      base = pool().back().release();
       pool().pop_back();
     }
     ctx::stack_context context;
     context.size = bytes;
-    context.sp = stack.release() + bytes;  // stacks grow down
+    context.sp = base + bytes;  // stacks grow down
     return context;
   }
-  void deallocate(ctx::stack_context& context) {
-    pool().emplace_back(static_cast<char*>(context.sp) - bytes);
-  }
+  void deallocate(ctx::stack_context& context) { pool().emplace_back(static_cast<char*>(context.sp) - bytes); }
 
  private:
-  static std::vector<std::unique_ptr<char[]>>& pool() {
-    thread_local std::vector<std::unique_ptr<char[]>> stacks;
+  static size_t page() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
+  struct Unmap {
+    void operator()(char* base) const { munmap(base - page(), page() + bytes); }
+  };
+  static std::vector<std::unique_ptr<char, Unmap>>& pool() {
+    thread_local std::vector<std::unique_ptr<char, Unmap>> stacks;
     return stacks;
   }
 };
@@ -76,6 +87,7 @@ struct Team {
   std::vector<ctx::fiber> scheduler;   // per running thread: the way back to run_on_fibers
   std::vector<const void*> site;       // the barrier each thread waits at; nullptr: finished
   std::vector<const char*> site_name;
+  std::exception_ptr failure;          // the first exception a thread's program threw
   int current = -1;
 };
 thread_local Team* running_team = nullptr;
@@ -117,7 +129,13 @@ void run_on_fibers(int threads, const std::function<void(int)>& body) {
   for (int tid = 0; tid < threads; ++tid)
     team.threads.emplace_back(std::allocator_arg, PooledStack{}, [&team, &body, tid](ctx::fiber&& scheduler) {
       team.scheduler[static_cast<size_t>(tid)] = std::move(scheduler);
-      body(tid);
+      try {  // an exception must not leave a fiber (Boost.Context would terminate): rethrown below
+        body(tid);
+      } catch (const ctx::detail::forced_unwind&) {
+        throw;  // a suspended fiber being destroyed: Boost's own unwinding
+      } catch (...) {
+        if (!team.failure) team.failure = std::current_exception();
+      }
       team.site[static_cast<size_t>(tid)] = nullptr;
       team.site_name[static_cast<size_t>(tid)] = nullptr;
       return std::move(team.scheduler[static_cast<size_t>(tid)]);
@@ -140,6 +158,7 @@ void run_on_fibers(int threads, const std::function<void(int)>& body) {
       team.current = tid;
       thread = std::move(thread).resume();
     }
+    if (team.failure) std::rethrow_exception(team.failure);
     if (!any) return;
     // On the GPU every thread of the block must reach the same __syncthreads().
     for (size_t t = 1; t < count; ++t)

@@ -6,7 +6,9 @@
 //   - on fibers (CAUSALSWEEP_EMULATION=fibers): every thread runs the whole program on its own stack,
 //     as on the GPU, with its own locals and branches between the barriers. At each barrier the
 //     threads must all be at the same call site (a barrier in divergent code is an error, not a
-//     hang), and they resume in a fresh random order (seed CAUSALSWEEP_EMULATION_SEED). So a value
+//     hang), and they resume in a fresh random order (seed CAUSALSWEEP_EMULATION_SEED; the order a
+//     block sees depends on the blocks run before it on that thread, so a failure reproduces by
+//     rerunning the same test filter with the same seed, as ctest does). So a value
 //     read between phases that a later phase overwrites, or a phase whose threads race, changes the
 //     results. ctest runs every emulation suite this way (tests/CMakeLists.txt): the nearest a
 //     machine without a GPU gets to compute-sanitizer's racecheck and synccheck.

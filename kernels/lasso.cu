@@ -41,8 +41,8 @@
 // 2.4e-12 after 1000 sweeps of an ill-conditioned problem).
 //
 // Like kernels/simulate_gram.cu, every kernel is a block program (block_program.cuh) that the host
-// emulator also runs; the per-thread registers are a ThreadSlots of the thread's own on the GPU and
-// one ThreadSlots per emulated thread on the host.
+// emulator also runs; the per-thread registers are a ThreadSlots of the thread's own on the GPU (and
+// on a fiber of the host emulation), and one ThreadSlots per emulated thread phase by phase.
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -47,9 +47,9 @@
 //
 // Cost. Shared memory per block: 14 k + 643 doubles of vectors plus the k x k system when it fits
 // (k <= 161 at H100's 227 KiB; k = 100: 96 KiB, two blocks per SM), else the system in global scratch
-// (k <= 2029: the vectors must fit), one per block of a grid of twice the resident blocks that loops
-// over the fits: a fixed 1.6 GB at k = 500 on an H100, where a block per fit would take k^3 doubles
-// (1 GB) per network. Per iteration: a gradient (k x |support| reads of the Gram, L2),
+// (k <= 2029: the vectors must fit), one per block of a grid of as many blocks as the device holds at
+// once, each looping over every (grid)-th fit: a fixed 0.8 GB at k = 500 on an H100, where a block
+// per fit would take k^3 doubles (1 GB) per network. Per iteration: a gradient (k x |support| reads of the Gram, L2),
 // ~4 |A| + 8 barriers and O(|A|^3 / 128) flops.
 //
 // Like kernels/simulate_gram.cu, the kernel is a block program (block_program.cuh) that the host
@@ -606,7 +606,7 @@ int lasso_active_set_scratch_blocks(int k, size_t shared_limit_bytes, int multip
                                      static_cast<int>(plan.shared_bytes)));
   CS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, lasso_active_set_kernel<true>, block_threads,
                                                               plan.shared_bytes));
-  return 2 * multiprocessors * std::max(resident, 1);  // two waves: a block that finishes early takes more fits
+  return multiprocessors * std::max(resident, 1);  // one wave: fits go to blocks in turn (f mod blocks)
 }
 
 void launch_lasso_active_set(const LassoActiveSetBatch& batch, size_t shared_limit_bytes, cudaStream_t stream) {

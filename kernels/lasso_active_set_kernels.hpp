@@ -39,11 +39,11 @@ struct LassoActiveSetBatch {
 // Throws std::invalid_argument when not even the vectors (14 k + 643 doubles: k up to 2029 at 227 KiB) fit.
 size_t lasso_active_set_scratch_doubles(int k, size_t shared_limit_bytes);
 
-// Blocks of a launch whose systems are in global scratch (0 when they fit in shared memory): twice
-// what the device holds at once (its multiprocessors x resident blocks, from the occupancy API).
-// Each block loops over (network, target) fits with one scratch system, so the scratch is a fixed
-// cost per launch (1.6 GB at k = 500 on an H100) rather than k^3 doubles per network (1 GB).
-// multiprocessors <= 0 (host emulation): 3, so that tests exercise a block's reuse of its scratch.
+// Blocks of a launch whose systems are in global scratch (0 when they fit in shared memory): what
+// the device holds at once (its multiprocessors x resident blocks, from the occupancy API). Block b
+// runs fits b, b + blocks, ... with one scratch system, so the scratch is a fixed cost per launch
+// (0.8 GB at k = 500 on an H100) rather than k^3 doubles per network (1 GB). multiprocessors <= 0
+// (host emulation): 3, so that tests exercise that mapping (each fit's scratch poisoned first).
 int lasso_active_set_scratch_blocks(int k, size_t shared_limit_bytes, int multiprocessors);
 
 // Launches on `stream` (asynchronous; launch errors throw). shared_limit_bytes: at most the device's

@@ -5,6 +5,8 @@
 
 #ifdef CAUSALSWEEP_HAVE_CUDA
 
+#include <csignal>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -75,6 +77,29 @@ TEST(CudaFibers, ABarrierInDivergentCodeIsAnError) {
   EXPECT_EQ(after, 6);
 }
 
+// An exception in one thread's program reaches the caller (leaving a fiber would end the process),
+// and the suspended threads are unwound.
+TEST(CudaFibers, AnExceptionInOneThreadReachesTheCaller) {
+  int unwound = 0;
+  struct Counter {
+    int& count;
+    ~Counter() { ++count; }
+  };
+  try {
+    const bool ran = on_fibers(16, [&](Thread& t) {
+      const Counter counter{unwound};
+      t.parallel([](int, int) {});
+      if (t.tid == 3) throw std::invalid_argument("planted in thread 3");
+      t.parallel([](int, int) {});
+    });
+    if (!ran) GTEST_SKIP() << "built without Boost.Context";
+    ADD_FAILURE() << "the exception was lost";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "planted in thread 3");
+  }
+  EXPECT_EQ(unwound, 16);  // thread 3 by its throw, the others finished or unwound at their barrier
+}
+
 // A value read between barriers while the next phase overwrites it: thread 0 rewrites `shared` in
 // the phase after every thread read it, without a barrier in between. Phase by phase the read
 // always comes first; on fibers, threads resumed after thread 0 see the new value.
@@ -96,6 +121,21 @@ TEST(CudaFibers, AReadThatALaterPhaseOverwritesIsCaught) {
     racy_blocks += racy;
   }
   EXPECT_GT(racy_blocks, 0) << "no resume order exposed the race in 5 blocks";
+}
+
+// Just deeper than a fiber's 256 KiB stack: the guard page below it must fault, not let thread 0's
+// recursion run on into the memory below (thread 1's stack, mapped after it).
+int deep(int depth) {
+  volatile char frame[4096];
+  frame[0] = static_cast<char>(depth);
+  return depth == 0 ? frame[0] : deep(depth - 1) + frame[0];
+}
+
+TEST(CudaFibersDeathTest, AStackOverflowFaults) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  if (!on_fibers(1, [](Thread&) {})) GTEST_SKIP() << "built without Boost.Context";
+  EXPECT_EXIT(on_fibers(2, [](Thread& t) { if (t.tid == 0) std::exit(deep(70) == -1 ? 3 : 0); }),
+              testing::KilledBySignal(SIGSEGV), "");
 }
 
 #else
