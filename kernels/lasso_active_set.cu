@@ -49,8 +49,8 @@
 // (k <= 161 at H100's 227 KiB; k = 100: 96 KiB, two blocks per SM), else the system in global scratch
 // (k <= 2029: the vectors must fit), one per block of a grid of as many blocks as the device holds at
 // once, each looping over every (grid)-th fit: a fixed 0.8 GB at k = 500 on an H100, where a block
-// per fit would take k^3 doubles (1 GB) per network. Per iteration: a gradient (k x |support| reads of the Gram, L2),
-// ~4 |A| + 8 barriers and O(|A|^3 / 128) flops.
+// per fit would take k^3 doubles (1 GB) per network. Per iteration: a gradient (k x |support| reads
+// of the Gram, L2), ~4 |A| + 8 barriers and O(|A|^3 / 128) flops.
 //
 // Like kernels/simulate_gram.cu, the kernel is a block program (block_program.cuh) that the host
 // emulator also runs.

@@ -415,6 +415,24 @@ TEST(CudaLassoActiveSetHost, RefusesBadBatches) {
   p.k = 5;
   const std::vector<cs::Gram> gs = {simulated_gram(1, 4, 100, 1.0)};
   EXPECT_THROW(emulate(gs, p, h100_shared_limit), std::invalid_argument);  // k > n
+  // Systems in global scratch: the scratch must come with the grid that shares it out.
+  const std::vector<cs::Gram> g40 = {simulated_gram(2, 40, 200, 1.0)};
+  HostInputs h(g40, 40, {});
+  cuda::LassoActiveSetBatch b = make_batch(Params{.k = 40}, 1, h.n);
+  b.grams = h.grams.data();
+  b.V = h.out.V.data();
+  b.flags = h.out.flags.data();
+  constexpr size_t small_shared = 16 * 1024;  // the 40 x 40 system goes to scratch
+  const size_t per_block = cuda::lasso_active_set_scratch_doubles(40, small_shared);
+  ASSERT_GT(per_block, 0u);
+  std::vector<double> scratch(2 * per_block);
+  b.scratch = scratch.data();
+  b.scratch_blocks = 0;
+  EXPECT_THROW(cuda::emulate_lasso_active_set_on_host(b, small_shared), std::invalid_argument);
+  b.scratch_blocks = -1;
+  EXPECT_THROW(cuda::emulate_lasso_active_set_on_host(b, small_shared), std::invalid_argument);
+  b.scratch_blocks = 2;
+  EXPECT_NO_THROW(cuda::emulate_lasso_active_set_on_host(b, small_shared));
 }
 
 // ---- on a GPU --------------------------------------------------------------------------------
