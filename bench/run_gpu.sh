@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The CUDA backend on a GPU machine, in stages that each fit in a few minutes:
+# The CUDA backend on a GPU machine, in stages that each fit in a few minutes; several in one call run
+# in order (bench/run_gpu.sh build test):
 #   bench/run_gpu.sh build      configure and build in $BUILD (default build-cuda)
-#   bench/run_gpu.sh test       the CUDA tests (kernels vs CPU, sweeps vs the CPU backend), then the whole suite
+#   bench/run_gpu.sh test       the tests that need a device (kernels vs CPU, sweeps vs the CPU backend)
+#   bench/run_gpu.sh suite      the rest of the test suite, on the device machine's compiler and CPU
 #   bench/run_gpu.sh sanitize   compute-sanitizer memcheck, racecheck, initcheck, synccheck on every kernel's device test
 #   bench/run_gpu.sh bench      kernel table (n x T), kernel on workload W, W end to end (backend, and CLI
 #                               with self-check and outputs), CPU on a slice of W
@@ -11,26 +13,67 @@
 #                               and causalsweep cpu on all cores, on workloads $WORKLOADS (default
 #                               single,tutorial4,W) through bench/harness.py --gpu; $PYTHON (default
 #                               python3) must import jax and torch; $HARNESS_ARGS adds harness options;
-#                               table and JSON in $OUT/harness (bench/peers/README.md)
-# Results (JSON lines, logs) go to $OUT (default /tmp/causalsweep-gpu); nothing else is written.
+#                               table and JSON in $OUT (runs in $SCRATCH/harness; bench/peers/README.md)
+# Results (JSON lines, logs) go to $OUT (default /tmp/causalsweep-gpu); nothing else is written there.
+# The GPU machine has no Debian -dev packages and no network: when .device-kit/debs exists (made here
+# by `scripts/device-kit.sh fetch`, carried with the call), the build unpacks it under $DEPS (default
+# /tmp/causalsweep-deps) and finds the libraries there; SYSTEM_DEPS=1 ignores the kit.
+#
+# A session with a lent device (the `run` tool; 10 minutes a call, 30 of device time in all):
+#   here, once:  scripts/device-kit.sh fetch            # 12 MB of .debs into .device-kit (git-ignored)
+#   each call:   CAUSALSWEEP_COMMIT=<git rev-parse --short=12 HEAD, here> PACK=1 bench/run_gpu.sh build test
+#                carry [".device-kit"]; then `build sanitize`, `build bench`, `build n_to_1 harness`,
+#                `build suite` (the copied tree has no .git: the commit goes into manifests from there)
+# Every call starts with `build`: the machine goes back 30 s after a call, and a fresh one is bare
+# (a full build: about 6 CPU-minutes, so a minute or two on its 16 cores; a no-op while warm).
+# PACK=1 puts each stage's files into one $OUT/<stage>.tar.gz (the tool brings back 8 files at most).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build-cuda}
 out=${OUT:-/tmp/causalsweep-gpu}
+deps=${DEPS:-/tmp/causalsweep-deps}
+scratch=${SCRATCH:-/tmp/causalsweep-gpu-scratch}   # sweep outputs (W's runs.csv is ~100 MB); manifests copied to $out
 threads=$(nproc)
-mkdir -p "$out"
-stage=${1:-all}
+mkdir -p "$out" "$scratch"
+
+# Configures $build once: the kit's libraries where it was carried, nvcc from /usr/local/cuda when it
+# is not on PATH; stops unless CUDA was enabled (a CPU-only build would skip every GPU test).
+configure() {
+  local args=()
+  if [ -d .device-kit/debs ] && [ -z "${SYSTEM_DEPS:-}" ]; then
+    if [ ! -f "$deps/.unpacked" ]; then
+      scripts/device-kit.sh unpack .device-kit/debs "$deps" > /dev/null
+      touch "$deps/.unpacked"
+    fi
+    args+=("-DCMAKE_PREFIX_PATH=$deps/usr;$deps/usr/lib/x86_64-linux-gnu/cmake")
+  fi
+  command -v nvcc > /dev/null || [ ! -x /usr/local/cuda/bin/nvcc ] || export PATH="/usr/local/cuda/bin:$PATH"
+  # Ninja where there is one (the GPU machine's image ships it; it may lack make), for a new build only.
+  [ -f "$build/CMakeCache.txt" ] || ! command -v ninja > /dev/null || args+=(-G Ninja)
+  cmake -S . -B "$build" "${args[@]}" > "$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
+  grep -q "causalsweep: CUDA enabled" "$out/cmake.log" \
+    || { grep "causalsweep:" "$out/cmake.log"; echo "CUDA not enabled in $build: is nvcc installed?" >&2; exit 1; }
+}
 
 run_build() {
-  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.csv"
-  cmake -S . -B "$build" > "$out/cmake.log"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.csv" \
+    || echo "nvidia-smi failed (building anyway)"
+  configure
   cmake --build "$build" -j "$threads" > "$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
 }
 
+# The tests that need a device (suites named *Device*, and the backend's selection), then the rest of
+# the suite (CI runs it too, without a GPU; ctest's emulation on fibers is left to CI).
+device_tests='*Device*:CudaSelection.*'
 run_test() {
-  "$build/tests/causalsweep_tests" --gtest_filter='Cuda*' 2>&1 | tee "$out/test_cuda.log"
-  "$build/tests/causalsweep_tests" --gtest_brief=1 > "$out/test_all.log" 2>&1 || true
-  tail -30 "$out/test_all.log"
+  "$build/tests/causalsweep_tests" --gtest_filter="$device_tests" 2>&1 | tee "$out/test_device.log"
+}
+
+run_suite() {
+  local rc=0
+  "$build/tests/causalsweep_tests" --gtest_brief=1 --gtest_filter="-$device_tests" > "$out/test_suite.log" 2>&1 || rc=$?
+  tail -30 "$out/test_suite.log"
+  return "$rc"
 }
 
 run_sanitize() {
@@ -70,65 +113,93 @@ count = 1600
 [estimators]
 use = ["correlation", "lasso", "ols", "iv"]
 TOML
-  rm -rf "$out/w_cpu" "$out/w_cuda"
+  rm -rf "$scratch/w_cpu" "$scratch/w_cuda"
   local start end
   start=$(date +%s.%N)
-  "$build/causalsweep" run "$out/w_slice.toml" -q --no-report --backend cpu --threads "$threads" -o "$out/w_cpu" > /dev/null
+  "$build/causalsweep" run "$out/w_slice.toml" -q --no-report --backend cpu --threads "$threads" -o "$scratch/w_cpu" > /dev/null
   end=$(date +%s.%N)
   echo "{\"measure\": \"cpu_cli_w_slice\", \"networks\": 1600, \"threads\": $threads, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/cpu_slice.json"
   start=$(date +%s.%N)
-  "$build/causalsweep" run "$out/w_slice.toml" -q --no-report --backend cuda --threads "$threads" --batch-size 1600 -o "$out/w_cuda" > /dev/null
+  "$build/causalsweep" run "$out/w_slice.toml" -q --no-report --backend cuda --threads "$threads" --batch-size 1600 -o "$scratch/w_cuda" > /dev/null
   end=$(date +%s.%N)
   echo "{\"measure\": \"cuda_cli_w_slice\", \"networks\": 1600, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/cuda_slice.json"
   # Same sweep, both backends: the curves should agree to ~1e-10 (runs.csv differs only in the last digits).
-  diff <(cut -d, -f1-12 "$out/w_cpu/runs.csv") <(cut -d, -f1-12 "$out/w_cuda/runs.csv") > /dev/null && echo "runs.csv keys identical"
+  diff <(cut -d, -f1-12 "$scratch/w_cpu/runs.csv") <(cut -d, -f1-12 "$scratch/w_cuda/runs.csv") > /dev/null && echo "runs.csv keys identical"
   # All of W through the CLI: process start, the device's self-check, 750,000 rows of runs.csv written.
   sed 's/^count = 1600$/count = 10000/; s/^name = "w_slice"$/name = "w_full"/' "$out/w_slice.toml" > "$out/w_full.toml"
-  rm -rf "$out/w_full_cuda"
+  rm -rf "$scratch/w_full_cuda"
   start=$(date +%s.%N)
-  "$build/causalsweep" run "$out/w_full.toml" -q --no-report --backend cuda --threads "$threads" -o "$out/w_full_cuda" > /dev/null
+  "$build/causalsweep" run "$out/w_full.toml" -q --no-report --backend cuda --threads "$threads" -o "$scratch/w_full_cuda" > /dev/null
   end=$(date +%s.%N)
   echo "{\"measure\": \"cuda_cli_w\", \"networks\": 10000, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/cuda_cli_w.json"
-  python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["seconds"]))' "$out/w_full_cuda/manifest.json" \
+  cp "$scratch/w_full_cuda/manifest.json" "$out/cuda_cli_w_manifest.json"
+  python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["seconds"]))' "$out/cuda_cli_w_manifest.json" \
     | tee "$out/cuda_cli_w_phases.json"
 }
 
 run_n_to_1() {
   "$build/tests/causalsweep_tests" --gtest_filter='CudaNTo1*:FamilyDevice*' 2>&1 | tee "$out/test_n_to_1.log"
   "$build/bench/bench_cuda_n_to_1" --repeat 3 | tee "$out/n_to_1_gpu.json"
-  rm -rf "$out/n1_cpu" "$out/n1_cuda"
+  rm -rf "$scratch/n1_cpu" "$scratch/n1_cuda"
   local start end
   start=$(date +%s.%N)
-  "$build/causalsweep" run configs/n_to_1_vary_syncond_ratio.toml -q --no-report --backend cuda -o "$out/n1_cuda" > /dev/null
+  "$build/causalsweep" run configs/n_to_1_vary_syncond_ratio.toml -q --no-report --backend cuda -o "$scratch/n1_cuda" > /dev/null
   end=$(date +%s.%N)
   echo "{\"measure\": \"n_to_1_sweep_cuda_cli\", \"runs\": 140, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/n1_cuda.json"
   start=$(date +%s.%N)
-  "$build/causalsweep" run configs/n_to_1_vary_syncond_ratio.toml -q --no-report --backend cpu --threads "$threads" -o "$out/n1_cpu" > /dev/null
+  "$build/causalsweep" run configs/n_to_1_vary_syncond_ratio.toml -q --no-report --backend cpu --threads "$threads" -o "$scratch/n1_cpu" > /dev/null
   end=$(date +%s.%N)
   echo "{\"measure\": \"n_to_1_sweep_cpu_cli\", \"runs\": 140, \"threads\": $threads, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/n1_cpu.json"
-  cmp -s "$out/n1_cpu/runs.csv" "$out/n1_cuda/runs.csv" && echo "n_to_1 runs.csv: cuda == cpu" || echo "n_to_1 runs.csv: cuda differs from cpu"
+  cp "$scratch/n1_cuda/runs.csv" "$out/n1_cuda_runs.csv"
+  cp "$scratch/n1_cpu/runs.csv" "$out/n1_cpu_runs.csv"
+  cmp -s "$scratch/n1_cpu/runs.csv" "$scratch/n1_cuda/runs.csv" && echo "n_to_1 runs.csv: cuda == cpu" || echo "n_to_1 runs.csv: cuda differs from cpu"
 }
 
 run_harness() {
   if [ -z "${NO_BUILD:-}" ]; then   # incremental build of the CLI alone (NO_BUILD=1: use $build/causalsweep as it is)
-    { [ -f "$build/CMakeCache.txt" ] || cmake -S . -B "$build" > "$out/cmake.log"; } \
+    { [ -f "$build/CMakeCache.txt" ] || configure; } \
       && cmake --build "$build" -j "$threads" --target causalsweep > "$out/build_causalsweep.log" 2>&1 \
       || { tail -50 "$out/build_causalsweep.log"; exit 1; }
   fi
   local py=${PYTHON:-python3}
   "$py" -c 'import jax; print("jax", jax.__version__, jax.devices())' 2>&1 | tail -1 || true
   "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tail -1 || true
-  eval "\"\$py\" bench/harness.py --gpu --build \"\$build\" --out \"\$out/harness\" --workloads \"${WORKLOADS:-single,tutorial4,W}\" --peer-python \"\$py\" ${HARNESS_ARGS:-}" \
+  eval "\"\$py\" bench/harness.py --gpu --build \"\$build\" --out \"\$scratch/harness\" --workloads \"${WORKLOADS:-single,tutorial4,W}\" --peer-python \"\$py\" ${HARNESS_ARGS:-}" \
     | tee "$out/harness_table.txt"
+  cp "$scratch/harness/harness.json" "$out/harness.json"
 }
 
-case "$stage" in
-  build) run_build ;;
-  test) run_test ;;
-  sanitize) run_sanitize ;;
-  bench) run_bench ;;
-  n_to_1) run_n_to_1 ;;
-  harness) run_harness ;;
-  all) run_build; run_test; run_sanitize; run_bench ;;
-  *) echo "usage: $0 build|test|sanitize|bench|n_to_1|harness|all" >&2; exit 2 ;;
-esac
+# PACK=1 (for the device tool, which brings back at most 8 files from $OUT): the files in $OUT go into
+# one $OUT/<stage>.tar.gz after each stage, also when it fails (earlier stages' are packed already).
+pack() {
+  local stage=$1 files
+  [ -n "${PACK:-}" ] || return 0
+  files=$(cd "$out" && find . -maxdepth 3 -type f ! -name '*.tar.gz' | sort)
+  [ -n "$files" ] || return 0
+  (cd "$out" && echo "$files" | tar -czf "$stage.tar.gz" -T - && echo "$files" | xargs rm -f)
+  find "$out" -mindepth 1 -type d -empty -delete
+}
+
+[ $# -gt 0 ] || set -- all
+for stage in "$@"; do
+  case "$stage" in
+    build|test|suite|sanitize|bench|n_to_1|harness|all) ;;
+    *) echo "usage: $0 STAGE... (build test suite sanitize bench n_to_1 harness all)" >&2; exit 2 ;;
+  esac
+done
+for stage in "$@"; do
+  echo "== bench/run_gpu.sh $stage ($(date -u +%FT%TZ))"
+  trap 'pack "$stage"' EXIT
+  case "$stage" in
+    build) run_build ;;
+    test) run_test ;;
+    suite) run_suite ;;
+    sanitize) run_sanitize ;;
+    bench) run_bench ;;
+    n_to_1) run_n_to_1 ;;
+    harness) run_harness ;;
+    all) run_build; run_test; run_sanitize; run_bench ;;
+  esac
+  trap - EXIT
+  pack "$stage"
+done
