@@ -11,9 +11,11 @@
 //                                      on the GPU; LASSO_SOLVER "active_set" (the default) or "cyclic"
 //   bench_cuda bh_tables K...          host only (no device): Benjamini-Hochberg's critical-|t| table
 //                                      at k = K, T = 5000, computed on all cores, then cached
+//   bench_cuda ceilings                the device's copy bandwidth and FP64 / FP32 FMA rates, measured
 // Peak rates for the roofline: CS_PEAK_FMA_PER_S (default 16.75e12: the H100 SXM's plain FP64 units,
 // 33.5 TFLOPS, which this kernel uses; its FP64 tensor cores would double that) and
-// CS_PEAK_BYTES_PER_S (default 3.35e12, H100 SXM HBM3; H200: 4.8e12).
+// CS_PEAK_BYTES_PER_S (default 3.35e12, H100 SXM HBM3; H200: 4.8e12); bench/run_gpu.sh sets both
+// from `bench_cuda ceilings`.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "causalsweep/backend.hpp"
+#include "ceilings.hpp"
 #include "cuda_check.cuh"
 #include "cuda_estimation.hpp"
 #include "cuda_kernels.hpp"
@@ -142,6 +145,8 @@ nlohmann::json time_kernel(int networks, int n, int timesteps, int threads = 0, 
           {"counted_bytes", bytes},
           {"fma_per_s", fma / seconds},
           {"bytes_per_s", bytes / seconds},
+          {"peak_fma_per_s", peak_fma},
+          {"peak_bytes_per_s", peak_bytes},
           {"roofline_seconds", roofline_seconds},
           {"fraction_of_roofline", roofline_seconds / seconds}};
 }
@@ -213,6 +218,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::puts(time_backend(arg(2, 10000), arg(3, 100), arg(4, 5000), arg(5, 0), lasso_solver).dump().c_str());
+  } else if (mode == "ceilings") {
+    const cuda::Ceilings c = cuda::measure_ceilings();
+    std::puts(nlohmann::json{{"measure", "ceilings"},
+                             {"copy_bytes_per_s", c.copy_bytes_per_s},
+                             {"fp64_fma_per_s", c.fp64_fma_per_s},
+                             {"fp32_fma_per_s", c.fp32_fma_per_s}}
+                  .dump()
+                  .c_str());
   } else if (mode == "table") {
     for (int n : {20, 50, 100, 200, 500})
       for (int timesteps : {1000, 10000, 100000}) {
@@ -225,7 +238,7 @@ int main(int argc, char** argv) {
   } else {
     std::fprintf(stderr,
                  "usage: bench_cuda kernel NETWORKS N T [THREADS BLOCKS_PER_SM] | table |"
-                 " backend NETWORKS N T [HOST_THREADS [LASSO_SOLVER]] | bh_tables K...\n");
+                 " backend NETWORKS N T [HOST_THREADS [LASSO_SOLVER]] | bh_tables K... | ceilings\n");
     return 2;
   }
   return 0;

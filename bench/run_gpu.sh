@@ -5,8 +5,12 @@
 #   bench/run_gpu.sh test       the tests that need a device (kernels vs CPU, sweeps vs the CPU backend)
 #   bench/run_gpu.sh suite      the rest of the test suite, on the device machine's compiler and CPU
 #   bench/run_gpu.sh sanitize   compute-sanitizer memcheck, racecheck, initcheck, synccheck on every kernel's device test
-#   bench/run_gpu.sh bench      kernel table (n x T), kernel on workload W, W end to end (backend, and CLI
-#                               with self-check and outputs), CPU on a slice of W
+#   bench/run_gpu.sh bench      the device's ceilings (copy, FP64, FP32), kernel table (n x T), kernel on
+#                               workload W, W end to end (backend, and CLI with self-check and
+#                               outputs), CPU on a slice of W
+#   bench/run_gpu.sh profile    Nsight Compute on every kernel of W's pipeline (2,000 networks): time,
+#                               FLOP/s and DRAM bytes/s per kernel against the measured ceilings
+#                               (bench/ncu_summary.py)
 #   bench/run_gpu.sh n_to_1     the N-to-1 family: its CUDA tests, the 140-run notebook sweep on the GPU
 #                               (bench_cuda_n_to_1) and on the CPU backend on all cores, same call
 #   bench/run_gpu.sh harness    issue 5's side-by-side table: the JAX and PyTorch peers, causalsweep cuda
@@ -22,10 +26,11 @@
 # A session with a lent device (the `run` tool; 10 minutes a call, 30 of device time in all):
 #   here, once:  scripts/device-kit.sh fetch            # 12 MB of .debs into .device-kit (git-ignored)
 #   each call:   CAUSALSWEEP_COMMIT=<git rev-parse --short=12 HEAD, here> PACK=1 bench/run_gpu.sh build test
-#                carry [".device-kit"]; then `build sanitize`, `build bench`, `build n_to_1 harness`,
-#                `build suite` (the copied tree has no .git: the commit goes into manifests from there)
+#                carry [".device-kit"]; then `build sanitize`, `build bench profile`, `build n_to_1
+#                harness`, `build suite` (the copied tree has no .git: the commit goes into manifests
+#                from there)
 # Every call starts with `build`: the machine goes back 30 s after a call, and a fresh one is bare
-# (a full build: about 6 CPU-minutes, so a minute or two on its 16 cores; a no-op while warm).
+# (a full build: about 6.5 CPU-minutes, its longest file 22 s, so about a minute on 16 cores).
 # PACK=1 puts each stage's files into one $OUT/<stage>.tar.gz (the tool brings back 8 files at most).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,7 +92,17 @@ run_sanitize() {
   done
 }
 
+# The device's ceilings (copy bandwidth, FP64 and FP32 FMA rates), measured; exported as the
+# denominators of bench_cuda's roofline fractions.
+measure_ceilings() {
+  "$build/bench/bench_cuda" ceilings | tee "$out/ceilings.json"
+  CS_PEAK_FMA_PER_S=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["fp64_fma_per_s"])' "$out/ceilings.json")
+  CS_PEAK_BYTES_PER_S=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["copy_bytes_per_s"])' "$out/ceilings.json")
+  export CS_PEAK_FMA_PER_S CS_PEAK_BYTES_PER_S
+}
+
 run_bench() {
+  measure_ceilings
   "$build/bench/bench_cuda" kernel 10000 100 5000 | tee "$out/kernel_W.json"
   "$build/bench/bench_cuda" table | tee "$out/kernel_table.jsonl"
   # The mapping by size, measured: n = 20 and 32 (backend: 64 threads, 4 blocks per SM) against a
@@ -137,6 +152,29 @@ TOML
     | tee "$out/cuda_cli_w_phases.json"
 }
 
+# Nsight Compute on every kernel of W's pipeline for 2,000 networks (the backend's self-check
+# launches included; they are small), summarised per kernel against the measured ceilings.
+ncu_metrics="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum"
+ncu_metrics+=",smsp__sass_thread_inst_executed_op_dadd_pred_on.sum,smsp__sass_thread_inst_executed_op_dmul_pred_on.sum"
+ncu_metrics+=",smsp__sass_thread_inst_executed_op_dfma_pred_on.sum,smsp__sass_thread_inst_executed_op_fadd_pred_on.sum"
+ncu_metrics+=",smsp__sass_thread_inst_executed_op_fmul_pred_on.sum,smsp__sass_thread_inst_executed_op_ffma_pred_on.sum"
+ncu_metrics+=",sm__throughput.avg.pct_of_peak_sustained_elapsed,gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed"
+ncu_metrics+=",launch__registers_per_thread,sm__warps_active.avg.pct_of_peak_sustained_active"
+run_profile() {
+  local ncu
+  ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2> /dev/null | head -1 || true)
+  [ -n "$ncu" ] && [ -x "$ncu" ] || { echo "ncu (Nsight Compute) not found" >&2; exit 1; }
+  measure_ceilings
+  # --clock-control none: the clocks stay as the device runs them (the device tool's advice).
+  "$ncu" --target-processes all --clock-control none --metrics "$ncu_metrics" --export "$out/profile" --force-overwrite \
+    "$build/bench/bench_cuda" backend 2000 100 5000 "$threads" > "$out/profile_run.log" 2>&1 \
+    || { tail -30 "$out/profile_run.log"; exit 1; }
+  "$ncu" --import "$out/profile.ncu-rep" --csv --page raw --print-units base --print-kernel-base function \
+    > "$out/profile_raw.csv"
+  python3 bench/ncu_summary.py "$out/profile_raw.csv" "$out/ceilings.json" --json "$out/profile_summary.json" \
+    | tee "$out/profile_summary.md"
+}
+
 run_n_to_1() {
   "$build/tests/causalsweep_tests" --gtest_filter='CudaNTo1*:FamilyDevice*' 2>&1 | tee "$out/test_n_to_1.log"
   "$build/bench/bench_cuda_n_to_1" --repeat 3 | tee "$out/n_to_1_gpu.json"
@@ -183,8 +221,8 @@ pack() {
 [ $# -gt 0 ] || set -- all
 for stage in "$@"; do
   case "$stage" in
-    build|test|suite|sanitize|bench|n_to_1|harness|all) ;;
-    *) echo "usage: $0 STAGE... (build test suite sanitize bench n_to_1 harness all)" >&2; exit 2 ;;
+    build|test|suite|sanitize|bench|profile|n_to_1|harness|all) ;;
+    *) echo "usage: $0 STAGE... (build test suite sanitize bench profile n_to_1 harness all)" >&2; exit 2 ;;
   esac
 done
 for stage in "$@"; do
@@ -196,6 +234,7 @@ for stage in "$@"; do
     suite) run_suite ;;
     sanitize) run_sanitize ;;
     bench) run_bench ;;
+    profile) run_profile ;;
     n_to_1) run_n_to_1 ;;
     harness) run_harness ;;
     all) run_build; run_test; run_sanitize; run_bench ;;
