@@ -2,17 +2,20 @@
 """Where the GPU time goes, by kernel: an Nsight Compute report against the device's measured ceilings.
 
 Input: the raw page of an ncu report as CSV (`ncu --import R.ncu-rep --csv --page raw --print-units
-base --print-kernel-base function`, with the metrics bench/run_gpu.sh's profile stage collects) and
+base --print-kernel-base demangled`, with the metrics bench/run_gpu.sh's profile stage collects) and
 the JSON line of `bench_cuda ceilings`. Output: one row per kernel (launches summed), most time
 first: time and share, achieved FP64 and FP32 FLOP/s and DRAM bytes/s with their fractions of the
 measured ceilings, ncu's own speed-of-light percentages, registers and achieved occupancy.
-FLOPs count thread-level instructions: add and mul 1, fma 2.
+FLOPs count thread-level instructions: add and mul 1, fma 2; FP64 matrix instructions on the tensor
+cores (DMMA, which cuBLAS / cuSOLVER may use) are not counted. Kernel names are shortened: no return
+type, namespaces or parameter list, template arguments kept (they tell the block programs apart).
 
 Usage: python3 bench/ncu_summary.py RAW.csv CEILINGS.json [--json OUT.json] [--top N]
 """
 import argparse
 import csv
 import json
+import re
 import sys
 
 METRICS = {
@@ -50,6 +53,20 @@ def number(text, unit):
     return float(text) * SCALE.get(unit, 1)
 
 
+def short_name(name):
+    """'void ns::(anonymous namespace)::kernel<ns::A, 3>(T1, int)' -> 'kernel<A, 3>'."""
+    name = name.strip()
+    if name.endswith(")"):  # drop the parameter list: the parenthesised group that ends the name
+        depth = 0
+        for i in range(len(name) - 1, -1, -1):
+            depth += {")": 1, "(": -1}.get(name[i], 0)
+            if depth == 0:
+                name = name[:i] if i > 0 else name
+                break
+    name = re.sub(r"^void\s+", "", name)
+    return re.sub(r"(\(anonymous namespace\)|[A-Za-z_]\w*)::", "", name)
+
+
 def read_launches(path):
     """One dict per kernel launch: name and the METRICS values in base units (None where missing)."""
     try:
@@ -74,7 +91,7 @@ def read_launches(path):
     for r in body:
         if len(r) < len(header):
             continue  # a line that is not a launch (ncu's notes)
-        launch = {"name": r[column["Kernel Name"]]}
+        launch = {"name": short_name(r[column["Kernel Name"]])}
         for key, metric in METRICS.items():
             i = column[metric]
             try:
@@ -92,20 +109,25 @@ def summarise(launches, ceilings):
     fp32_peak = 2 * ceilings["fp32_fma_per_s"]
     copy_peak = ceilings["copy_bytes_per_s"]
     by_name = {}
+    weighted = ("sm_sol", "memory_sol", "occupancy")  # time-weighted means over the launches that have them
     for l in launches:
         k = by_name.setdefault(l["name"], {"kernel": l["name"], "launches": 0, "seconds": 0.0, "fp64_flop": 0.0,
-                                           "fp32_flop": 0.0, "dram_bytes": 0.0, "sm_sol_s": 0.0, "memory_sol_s": 0.0,
-                                           "occupancy_s": 0.0, "registers": 0})
-        t = l["time"] or 0.0
+                                           "fp32_flop": 0.0, "dram_bytes": 0.0, "registers": 0,
+                                           **{f"{w}_s": 0.0 for w in weighted}, **{f"{w}_t": 0.0 for w in weighted}})
+        t = l["time"]
+        if not t:
+            continue  # no duration: nothing to divide by (ncu could not time it)
         k["launches"] += 1
         k["seconds"] += t
         k["fp64_flop"] += (l["dadd"] or 0) + (l["dmul"] or 0) + 2 * (l["dfma"] or 0)
         k["fp32_flop"] += (l["fadd"] or 0) + (l["fmul"] or 0) + 2 * (l["ffma"] or 0)
         k["dram_bytes"] += (l["dram_read"] or 0) + (l["dram_write"] or 0)
-        k["sm_sol_s"] += t * (l["sm_sol"] or 0)  # time-weighted means below
-        k["memory_sol_s"] += t * (l["memory_sol"] or 0)
-        k["occupancy_s"] += t * (l["occupancy"] or 0)
+        for w in weighted:
+            if l[w] is not None:
+                k[f"{w}_s"] += t * l[w]
+                k[f"{w}_t"] += t
         k["registers"] = max(k["registers"], int(l["registers"] or 0))
+    by_name = {n: k for n, k in by_name.items() if k["launches"] > 0}
     total = sum(k["seconds"] for k in by_name.values())
     rows = []
     for k in by_name.values():
@@ -117,11 +139,15 @@ def summarise(launches, ceilings):
             "fp64_flop_per_s": rate(k["fp64_flop"]), "fp64_of_ceiling": rate(k["fp64_flop"]) / fp64_peak,
             "fp32_flop_per_s": rate(k["fp32_flop"]), "fp32_of_ceiling": rate(k["fp32_flop"]) / fp32_peak,
             "dram_bytes_per_s": rate(k["dram_bytes"]), "dram_of_ceiling": rate(k["dram_bytes"]) / copy_peak,
-            "sm_sol_pct": rate(k["sm_sol_s"]), "memory_sol_pct": rate(k["memory_sol_s"]),
-            "occupancy_pct": rate(k["occupancy_s"]), "registers": k["registers"],
+            **{f"{w}_pct": k[f"{w}_s"] / k[f"{w}_t"] if k[f"{w}_t"] > 0 else None for w in weighted},
+            "registers": k["registers"],
         })
     rows.sort(key=lambda r: -r["seconds"])
     return rows, total
+
+
+def pct(value):
+    return "n/a" if value is None else f"{value:.0f}"
 
 
 def table(rows, total, ceilings, top):
@@ -140,7 +166,7 @@ def table(rows, total, ceilings, top):
             f"| {r['fp64_flop_per_s'] / 1e12:.2f} ({100 * r['fp64_of_ceiling']:.0f}%) "
             f"| {r['fp32_flop_per_s'] / 1e12:.2f} ({100 * r['fp32_of_ceiling']:.0f}%) "
             f"| {r['dram_bytes_per_s'] / 1e12:.2f} ({100 * r['dram_of_ceiling']:.0f}%) "
-            f"| {r['sm_sol_pct']:.0f} | {r['memory_sol_pct']:.0f} | {r['occupancy_pct']:.0f} | {r['registers']} |")
+            f"| {pct(r['sm_sol_pct'])} | {pct(r['memory_sol_pct'])} | {pct(r['occupancy_pct'])} | {r['registers']} |")
     if len(rows) > top:
         rest = sum(r["seconds"] for r in rows[top:])
         lines.append(f"| ({len(rows) - top} more kernels) | | {rest:.4f} | {100 * rest / total:.1f}% | | | | | | | |")
@@ -163,6 +189,8 @@ def main():
         if not ceilings.get(key, 0) > 0:
             raise SystemExit(f"{a.ceilings_json}: no positive {key}")
     rows, total = summarise(read_launches(a.raw_csv), ceilings)
+    if not rows:
+        raise SystemExit(f"{a.raw_csv}: no launch has a duration (gpu__time_duration.sum)")
     print(table(rows, total, ceilings, a.top))
     if a.json:
         with open(a.json, "w") as f:

@@ -25,14 +25,16 @@
 #
 # A session with a lent device (the `run` tool; 10 minutes a call, 30 of device time in all):
 #   here, once:  scripts/device-kit.sh fetch            # 12 MB of .debs into .device-kit (git-ignored)
-#   each call:   CAUSALSWEEP_COMMIT=<git rev-parse --short=12 HEAD, here> PACK=1 bench/run_gpu.sh build test
-#                carry [".device-kit"]; then `build sanitize`, `build bench profile`, `build n_to_1
-#                harness`, `build suite` (the copied tree has no .git: the commit goes into manifests
-#                from there)
+#   each call:   DEADLINE=570 CAUSALSWEEP_COMMIT=<git rev-parse --short=12 HEAD, here> PACK=1 \
+#                  bench/run_gpu.sh build test       (timeout_s 600, carry [".device-kit"]); then
+#                `build sanitize`, `build bench`, `build profile`, `build n_to_1 harness`, `build suite`
+#                (the copied tree has no .git: the commit goes into manifests from there)
 # Every call starts with `build`: the machine goes back 30 s after a call, and a fresh one is bare
 # (a full build: about 6.5 CPU-minutes, its longest file 22 s, so about a minute on 16 cores).
-# PACK=1 puts each stage's files into one $OUT/<stage>.tar.gz (the tool brings back 8 files at most).
+# PACK=1 puts each stage's files into one $OUT/<stage>.tar.gz (the tool brings back 8 files at most);
+# DEADLINE=570 stops a stage in time for that (below).
 set -euo pipefail
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
 build=${BUILD:-build-cuda}
 out=${OUT:-/tmp/causalsweep-gpu}
@@ -47,7 +49,7 @@ configure() {
   local args=()
   if [ -d .device-kit/debs ] && [ -z "${SYSTEM_DEPS:-}" ]; then
     if [ ! -f "$deps/.unpacked" ]; then
-      scripts/device-kit.sh unpack .device-kit/debs "$deps" > /dev/null
+      scripts/device-kit.sh unpack .device-kit/debs "$deps" > /dev/null || exit 1
       touch "$deps/.unpacked"
     fi
     args+=("-DCMAKE_PREFIX_PATH=$deps/usr;$deps/usr/lib/x86_64-linux-gnu/cmake")
@@ -82,14 +84,15 @@ run_suite() {
 }
 
 run_sanitize() {
-  local sanitizer
+  local sanitizer failed=0
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   [ -x "$sanitizer" ] || { echo "compute-sanitizer not found" >&2; exit 1; }
   for tool in memcheck racecheck initcheck synccheck; do
     "$sanitizer" --tool "$tool" --error-exitcode 3 \
       "$build/tests/causalsweep_tests" --gtest_filter='CudaDevice.RawStream*:CudaDevice.KernelMatchesCpuGrams:CudaDevice.LassoMatchesCpu:CudaDevice.LassoActiveSetMatchesCpu:CudaConnectivityDevice.*:CudaDeviceLeastSquares.*:CudaScoresDevice.*' \
-      > "$out/sanitize_$tool.log" 2>&1 && echo "$tool: clean" || { echo "$tool: FAILED"; tail -40 "$out/sanitize_$tool.log"; }
+      > "$out/sanitize_$tool.log" 2>&1 && echo "$tool: clean" || { echo "$tool: FAILED"; tail -40 "$out/sanitize_$tool.log"; failed=1; }
   done
+  return "$failed"
 }
 
 # The device's ceilings (copy bandwidth, FP64 and FP32 FMA rates), measured; exported as the
@@ -139,7 +142,8 @@ TOML
   end=$(date +%s.%N)
   echo "{\"measure\": \"cuda_cli_w_slice\", \"networks\": 1600, \"wall_seconds\": $(awk "BEGIN { print $end - $start }")}" | tee "$out/cuda_slice.json"
   # Same sweep, both backends: the curves should agree to ~1e-10 (runs.csv differs only in the last digits).
-  diff <(cut -d, -f1-12 "$scratch/w_cpu/runs.csv") <(cut -d, -f1-12 "$scratch/w_cuda/runs.csv") > /dev/null && echo "runs.csv keys identical"
+  diff <(cut -d, -f1-12 "$scratch/w_cpu/runs.csv") <(cut -d, -f1-12 "$scratch/w_cuda/runs.csv") > /dev/null \
+    && echo "runs.csv keys identical" || echo "runs.csv keys DIFFER between cpu and cuda (see $scratch)"
   # All of W through the CLI: process start, the device's self-check, 750,000 rows of runs.csv written.
   sed 's/^count = 1600$/count = 10000/; s/^name = "w_slice"$/name = "w_full"/' "$out/w_slice.toml" > "$out/w_full.toml"
   rm -rf "$scratch/w_full_cuda"
@@ -162,14 +166,21 @@ ncu_metrics+=",sm__throughput.avg.pct_of_peak_sustained_elapsed,gpu__compute_mem
 ncu_metrics+=",launch__registers_per_thread,sm__warps_active.avg.pct_of_peak_sustained_active"
 run_profile() {
   local ncu
-  ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2> /dev/null | head -1 || true)
+  ncu=$(command -v ncu || true)
+  [ -n "$ncu" ] || [ ! -x /usr/local/cuda/bin/ncu ] || ncu=/usr/local/cuda/bin/ncu
+  [ -n "$ncu" ] || ncu=$(ls -d /opt/nvidia/nsight-compute/*/ncu 2> /dev/null | sort -V | tail -1 || true)
   [ -n "$ncu" ] && [ -x "$ncu" ] || { echo "ncu (Nsight Compute) not found" >&2; exit 1; }
+  "$ncu" --version | tail -1
   measure_ceilings
   # --clock-control none: the clocks stay as the device runs them (the device tool's advice).
   "$ncu" --target-processes all --clock-control none --metrics "$ncu_metrics" --export "$out/profile" --force-overwrite \
     "$build/bench/bench_cuda" backend 2000 100 5000 "$threads" > "$out/profile_run.log" 2>&1 \
     || { tail -30 "$out/profile_run.log"; exit 1; }
-  "$ncu" --import "$out/profile.ncu-rep" --csv --page raw --print-units base --print-kernel-base function \
+  # ncu can exit 0 with no report (no access to the counters: ERR_NVGPUCTRPERM in the log).
+  [ -s "$out/profile.ncu-rep" ] || { grep "==ERROR==\|==WARNING==" "$out/profile_run.log"; tail -10 "$out/profile_run.log"; exit 1; }
+  # Demangled names keep the template arguments (least_squares.cu's block programs are one
+  # function); ncu_summary.py drops the return type, namespaces and parameter list.
+  "$ncu" --import "$out/profile.ncu-rep" --csv --page raw --print-units base --print-kernel-base demangled \
     > "$out/profile_raw.csv"
   python3 bench/ncu_summary.py "$out/profile_raw.csv" "$out/ceilings.json" --json "$out/profile_summary.json" \
     | tee "$out/profile_summary.md"
@@ -195,8 +206,8 @@ run_n_to_1() {
 
 run_harness() {
   if [ -z "${NO_BUILD:-}" ]; then   # incremental build of the CLI alone (NO_BUILD=1: use $build/causalsweep as it is)
-    { [ -f "$build/CMakeCache.txt" ] || configure; } \
-      && cmake --build "$build" -j "$threads" --target causalsweep > "$out/build_causalsweep.log" 2>&1 \
+    [ -f "$build/CMakeCache.txt" ] || configure
+    cmake --build "$build" -j "$threads" --target causalsweep > "$out/build_causalsweep.log" 2>&1 \
       || { tail -50 "$out/build_causalsweep.log"; exit 1; }
   fi
   local py=${PYTHON:-python3}
@@ -208,7 +219,7 @@ run_harness() {
 }
 
 # PACK=1 (for the device tool, which brings back at most 8 files from $OUT): the files in $OUT go into
-# one $OUT/<stage>.tar.gz after each stage, also when it fails (earlier stages' are packed already).
+# one $OUT/<stage>.tar.gz after each stage, also when it fails or hits $DEADLINE.
 pack() {
   local stage=$1 files
   [ -n "${PACK:-}" ] || return 0
@@ -218,17 +229,8 @@ pack() {
   find "$out" -mindepth 1 -type d -empty -delete
 }
 
-[ $# -gt 0 ] || set -- all
-for stage in "$@"; do
-  case "$stage" in
-    build|test|suite|sanitize|bench|profile|n_to_1|harness|all) ;;
-    *) echo "usage: $0 STAGE... (build test suite sanitize bench profile n_to_1 harness all)" >&2; exit 2 ;;
-  esac
-done
-for stage in "$@"; do
-  echo "== bench/run_gpu.sh $stage ($(date -u +%FT%TZ))"
-  trap 'pack "$stage"' EXIT
-  case "$stage" in
+run_stage() {
+  case "$1" in
     build) run_build ;;
     test) run_test ;;
     suite) run_suite ;;
@@ -239,6 +241,40 @@ for stage in "$@"; do
     harness) run_harness ;;
     all) run_build; run_test; run_sanitize; run_bench ;;
   esac
-  trap - EXIT
+}
+
+# Internal: one stage in its own process (its own `set -e`), which the loop below can stop at
+# $DEADLINE and still pack what it wrote.
+if [ "${1:-}" = "__stage" ]; then
+  run_stage "$2"
+  exit 0
+fi
+
+[ $# -gt 0 ] || set -- all
+for stage in "$@"; do
+  case "$stage" in
+    build|test|suite|sanitize|bench|profile|n_to_1|harness|all) ;;
+    *) echo "usage: $0 STAGE... (build test suite sanitize bench profile n_to_1 harness all)" >&2; exit 2 ;;
+  esac
+done
+# DEADLINE=S: every stage ends by S seconds after the start (SIGTERM, then SIGKILL 10 s later), so a
+# call under the device tool's 600 s limit still packs and returns what it measured.
+for stage in "$@"; do
+  echo "== bench/run_gpu.sh $stage ($(date -u +%FT%TZ))"
+  rc=0
+  if [ -n "${DEADLINE:-}" ]; then
+    left=$((DEADLINE - SECONDS))
+    if [ "$left" -gt 15 ]; then
+      timeout -k 10 "$left" "$self" __stage "$stage" || rc=$?
+    else
+      rc=124
+    fi
+  else
+    "$self" __stage "$stage" || rc=$?
+  fi
   pack "$stage"
+  if [ "$rc" -ne 0 ]; then
+    [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || echo "stage $stage stopped at DEADLINE=${DEADLINE:-(none)} s"
+    exit "$rc"
+  fi
 done

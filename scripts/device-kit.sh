@@ -10,6 +10,7 @@
 # The packages are install-deps.sh's libraries (headers, CMake configs and the shared libraries the
 # binaries load: fmt and toml++), Debian 12's builds; about 12 MB.
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)   # the default folder is the repository's, wherever this runs from
 packages=(
   libeigen3-dev libfmt-dev libfmt9 nlohmann-json3-dev libtomlplusplus-dev libtomlplusplus3 libcli11-dev
   librandom123-dev libboost1.74-dev libboost-context1.74-dev libboost-context1.74.0
@@ -21,6 +22,7 @@ usage() { echo "usage: $0 fetch [DIR] | unpack DIR PREFIX" >&2; exit 2; }
 fetch() {
   local dir=$1
   mkdir -p "$dir"
+  rm -f "$dir"/*.deb   # unpack takes every .deb there: no older version may stay beside a newer one
   # apt-get download writes into the current directory; _apt cannot write into root's folders, so
   # the download runs unsandboxed there (a warning, not an error).
   (cd "$dir" && apt-get download "${packages[@]}" 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
@@ -64,7 +66,7 @@ unpack() {
 }
 
 case "${1:-}" in
-  fetch) [ $# -le 2 ] || usage; fetch "${2:-.device-kit/debs}" ;;
+  fetch) [ $# -le 2 ] || usage; fetch "${2:-$root/.device-kit/debs}" ;;
   unpack) [ $# -eq 3 ] || usage; unpack "$2" "$3" ;;
   *) usage ;;
 esac

@@ -86,8 +86,24 @@ class NcuSummary(unittest.TestCase):
         self.assertAlmostEqual(sim["occupancy_pct"], 35)
         self.assertEqual(sim["registers"], 72)
         self.assertAlmostEqual(potrf["fp32_flop_per_s"], 2e12)
-        self.assertAlmostEqual(potrf["occupancy_pct"], 0)
+        self.assertIsNone(potrf["occupancy_pct"])  # n/a: no value, not a zero
         self.assertIn("| simulate_gram_kernel | 2 | 0.0040 | 80.0% | 1.00 (5%)", run.stdout)
+
+    def test_names_are_shortened_and_template_arguments_kept(self):
+        ns = "causalsweep::cuda::(anonymous namespace)::"
+        rows = [launch(0, f"void {ns}block_program_kernel<{ns}AssembleOls>(T1)", "1000", "0", "0", "0", "0", "0", "0",
+                       "0", "0", "1", "1", "32", "1"),
+                launch(1, f"void {ns}block_program_kernel<{ns}FinishIv>(T1)", "3000", "0", "0", "0", "0", "0", "0",
+                       "0", "0", "1", "1", "32", "1"),
+                launch(2, "void gemv2T_kernel_val<int, int, double, 128, 16, 4, 4, false>(const double *, int)", "",
+                       "0", "0", "0", "0", "0", "0", "0", "0", "1", "1", "32", "1")]  # no time: left out
+        run, s = self.run_script(export(rows))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual([k["kernel"] for k in s["kernels"]],
+                         ["block_program_kernel<FinishIv>", "block_program_kernel<AssembleOls>"])
+        self.assertAlmostEqual(s["kernel_seconds"], 4e-6)
+        self.assertEqual(ncu_summary.short_name("void f<(int)3>(float *, int)"), "f<(int)3>")
+        self.assertEqual(ncu_summary.short_name("plain_kernel"), "plain_kernel")
 
     def test_scaled_units_and_the_table_limit(self):
         rows = [launch(0, "a", "2", "1", "0", "0", "0", "0", "0", "0", "0", "1", "1", "32", "1"),
