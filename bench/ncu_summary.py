@@ -108,15 +108,15 @@ def summarise(launches, ceilings):
     fp64_peak = 2 * ceilings["fp64_fma_per_s"]
     fp32_peak = 2 * ceilings["fp32_fma_per_s"]
     copy_peak = ceilings["copy_bytes_per_s"]
-    by_name = {}
     weighted = ("sm_sol", "memory_sol", "occupancy")  # time-weighted means over the launches that have them
+    by_name = {}
     for l in launches:
-        k = by_name.setdefault(l["name"], {"kernel": l["name"], "launches": 0, "seconds": 0.0, "fp64_flop": 0.0,
-                                           "fp32_flop": 0.0, "dram_bytes": 0.0, "registers": 0,
-                                           **{f"{w}_s": 0.0 for w in weighted}, **{f"{w}_t": 0.0 for w in weighted}})
         t = l["time"]
         if not t:
             continue  # no duration: nothing to divide by (ncu could not time it)
+        k = by_name.setdefault(l["name"], {"kernel": l["name"], "launches": 0, "seconds": 0.0, "fp64_flop": 0.0,
+                                           "fp32_flop": 0.0, "dram_bytes": 0.0, "registers": 0,
+                                           **{f"{w}_s": 0.0 for w in weighted}, **{f"{w}_t": 0.0 for w in weighted}})
         k["launches"] += 1
         k["seconds"] += t
         k["fp64_flop"] += (l["dadd"] or 0) + (l["dmul"] or 0) + 2 * (l["dfma"] or 0)
@@ -127,18 +127,15 @@ def summarise(launches, ceilings):
                 k[f"{w}_s"] += t * l[w]
                 k[f"{w}_t"] += t
         k["registers"] = max(k["registers"], int(l["registers"] or 0))
-    by_name = {n: k for n, k in by_name.items() if k["launches"] > 0}
     total = sum(k["seconds"] for k in by_name.values())
     rows = []
-    for k in by_name.values():
+    for k in by_name.values():  # every kernel here has seconds > 0
         s = k["seconds"]
-        rate = (lambda v: v / s if s > 0 else 0.0)
         rows.append({
-            "kernel": k["kernel"], "launches": k["launches"], "seconds": s,
-            "share": s / total if total > 0 else 0.0,
-            "fp64_flop_per_s": rate(k["fp64_flop"]), "fp64_of_ceiling": rate(k["fp64_flop"]) / fp64_peak,
-            "fp32_flop_per_s": rate(k["fp32_flop"]), "fp32_of_ceiling": rate(k["fp32_flop"]) / fp32_peak,
-            "dram_bytes_per_s": rate(k["dram_bytes"]), "dram_of_ceiling": rate(k["dram_bytes"]) / copy_peak,
+            "kernel": k["kernel"], "launches": k["launches"], "seconds": s, "share": s / total,
+            "fp64_flop_per_s": k["fp64_flop"] / s, "fp64_of_ceiling": k["fp64_flop"] / s / fp64_peak,
+            "fp32_flop_per_s": k["fp32_flop"] / s, "fp32_of_ceiling": k["fp32_flop"] / s / fp32_peak,
+            "dram_bytes_per_s": k["dram_bytes"] / s, "dram_of_ceiling": k["dram_bytes"] / s / copy_peak,
             **{f"{w}_pct": k[f"{w}_s"] / k[f"{w}_t"] if k[f"{w}_t"] > 0 else None for w in weighted},
             "registers": k["registers"],
         })
@@ -154,7 +151,7 @@ def table(rows, total, ceilings, top):
     lines = [
         f"ceilings (measured): FP64 {2 * ceilings['fp64_fma_per_s'] / 1e12:.1f} TFLOP/s, "
         f"FP32 {2 * ceilings['fp32_fma_per_s'] / 1e12:.1f} TFLOP/s, copy {ceilings['copy_bytes_per_s'] / 1e12:.2f} TB/s; "
-        f"kernel time {total:.4f} s in all",
+        f"kernel time {total:.4f} s in all; FLOPs: add and mul 1, fma 2, tensor-core FP64 (DMMA) not counted",
         "",
         "| kernel | launches | s | share | FP64 TFLOP/s (of ceiling) | FP32 TFLOP/s (of ceiling) | DRAM TB/s (of ceiling) "
         "| SM SOL % | memory SOL % | occupancy % | registers |",

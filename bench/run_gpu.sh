@@ -48,11 +48,13 @@ mkdir -p "$out" "$scratch"
 configure() {
   local args=()
   if [ -d .device-kit/debs ] && [ -z "${SYSTEM_DEPS:-}" ]; then
-    if [ ! -f "$deps/.unpacked" ]; then
-      scripts/device-kit.sh unpack .device-kit/debs "$deps" > /dev/null || exit 1
-      touch "$deps/.unpacked"
+    # Unpacked once per machine; the kit's script says where CMake finds it.
+    if [ ! -s "$deps/cmake_prefix_path" ]; then
+      mkdir -p "$deps"
+      scripts/device-kit.sh unpack .device-kit/debs "$deps" > "$deps/cmake_prefix_path.part" || exit 1
+      mv "$deps/cmake_prefix_path.part" "$deps/cmake_prefix_path"
     fi
-    args+=("-DCMAKE_PREFIX_PATH=$deps/usr;$deps/usr/lib/x86_64-linux-gnu/cmake")
+    args+=("-DCMAKE_PREFIX_PATH=$(cat "$deps/cmake_prefix_path")")
   fi
   command -v nvcc > /dev/null || [ ! -x /usr/local/cuda/bin/nvcc ] || export PATH="/usr/local/cuda/bin:$PATH"
   # Ninja where there is one (the GPU machine's image ships it; it may lack make), for a new build only.
@@ -99,9 +101,10 @@ run_sanitize() {
 # denominators of bench_cuda's roofline fractions.
 measure_ceilings() {
   "$build/bench/bench_cuda" ceilings | tee "$out/ceilings.json"
-  CS_PEAK_FMA_PER_S=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["fp64_fma_per_s"])' "$out/ceilings.json")
-  CS_PEAK_BYTES_PER_S=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["copy_bytes_per_s"])' "$out/ceilings.json")
-  export CS_PEAK_FMA_PER_S CS_PEAK_BYTES_PER_S
+  local peaks
+  peaks=$(python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); print(c["fp64_fma_per_s"], c["copy_bytes_per_s"])' \
+    "$out/ceilings.json")
+  export CS_PEAK_FMA_PER_S=${peaks% *} CS_PEAK_BYTES_PER_S=${peaks#* }
 }
 
 run_bench() {
@@ -274,7 +277,9 @@ for stage in "$@"; do
   fi
   pack "$stage"
   if [ "$rc" -ne 0 ]; then
-    [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || echo "stage $stage stopped at DEADLINE=${DEADLINE:-(none)} s"
+    if [ -n "${DEADLINE:-}" ] && { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; }; then
+      echo "stage $stage stopped at DEADLINE=$DEADLINE s"
+    fi
     exit "$rc"
   fi
 done

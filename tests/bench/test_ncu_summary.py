@@ -43,13 +43,13 @@ CEILINGS = {"measure": "ceilings", "copy_bytes_per_s": 2e12, "fp64_fma_per_s": 1
 
 
 class NcuSummary(unittest.TestCase):
-    def run_script(self, text, *extra):
+    def run_script(self, text, *extra, ceilings=CEILINGS):
         with tempfile.TemporaryDirectory() as d:
             raw, ceil, out = (os.path.join(d, n) for n in ("raw.csv", "ceilings.json", "summary.json"))
             with open(raw, "w") as f:
                 f.write(text)
             with open(ceil, "w") as f:
-                f.write(json.dumps(CEILINGS) + "\n")
+                f.write(json.dumps(ceilings) + "\n")
             run = subprocess.run([sys.executable, SCRIPT, raw, ceil, "--json", out, *extra], capture_output=True, text=True)
             if run.returncode != 0:
                 return run, None
@@ -127,6 +127,15 @@ class NcuSummary(unittest.TestCase):
         not_a_number = export([launch(0, "a", "2 ns", "1", "0", "0", "0", "0", "0", "0", "0", "1", "1", "32", "1")])
         run, _ = self.run_script(not_a_number)
         self.assertIn("gpu__time_duration.sum of launch 0 (a): could not convert", run.stderr)
+
+    def test_no_timed_launch_or_bad_ceilings_say_what_is_wrong(self):
+        untimed = export([launch(0, "a", "", "1", "0", "0", "0", "0", "0", "0", "0", "1", "1", "32", "1")])
+        run, _ = self.run_script(untimed)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("no launch has a duration", run.stderr)
+        timed = export([launch(0, "a", "2", "1", "0", "0", "0", "0", "0", "0", "0", "1", "1", "32", "1")])
+        run, _ = self.run_script(timed, ceilings=dict(CEILINGS, fp64_fma_per_s=0))
+        self.assertIn("no positive fp64_fma_per_s", run.stderr)
 
     def test_an_unknown_unit_is_taken_as_base(self):
         text = export([launch(0, "a", "2", "1", "0", "0", "0", "0", "0", "0", "0", "1", "1", "32", "1")])
