@@ -64,6 +64,7 @@
 #include "causalsweep/random_stream.hpp"
 #include "connectivity_kernels.hpp"
 #include "cuda_check.cuh"
+#include "shared_memory.cuh"
 
 namespace causalsweep::cuda {
 namespace {
@@ -468,8 +469,7 @@ void launch_connectivity(const ConnectivityBatch& batch, size_t shared_limit_byt
     throw std::invalid_argument("launch_connectivity: n = " + std::to_string(batch.n) +
                                 " needs connectivity_scratch_doubles() of scratch per network");
   const size_t shared_bytes = layout.shared_doubles * sizeof(double);
-  CS_CUDA_CHECK(cudaFuncSetAttribute(connectivity_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(shared_bytes)));
+  allow_dynamic_shared_memory(connectivity_kernel, shared_bytes, "launch_connectivity");
   connectivity_kernel<<<batch.networks, block_threads, shared_bytes, stream>>>(layout, batch);
   CS_CUDA_CHECK(cudaGetLastError());
 }

@@ -54,6 +54,7 @@
 #include "block_program.cuh"
 #include "causalsweep/flags.hpp"
 #include "cuda_check.cuh"
+#include "shared_memory.cuh"
 #include "cuda_kernels.hpp"
 #include "lasso_kernels.hpp"
 #include "lasso_moments.cuh"
@@ -504,8 +505,7 @@ void launch_lasso(const LassoBatch& batch, size_t shared_limit_bytes, cudaStream
     centre_kernel<<<batch.networks, centre_threads, 0, stream>>>(plan, batch);
     CS_CUDA_CHECK(cudaGetLastError());
   }
-  CS_CUDA_CHECK(cudaFuncSetAttribute(lasso_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(plan.shared_bytes)));
+  allow_dynamic_shared_memory(lasso_kernel, plan.shared_bytes, "launch_lasso");
   lasso_kernel<<<static_cast<int>(blocks), plan.threads, plan.shared_bytes, stream>>>(plan, batch);
   CS_CUDA_CHECK(cudaGetLastError());
 }

@@ -64,6 +64,7 @@
 #include "block_program.cuh"
 #include "causalsweep/flags.hpp"
 #include "cuda_check.cuh"
+#include "shared_memory.cuh"
 #include "cuda_kernels.hpp"
 #include "lasso_active_set_kernels.hpp"
 #include "lasso_moments.cuh"
@@ -602,8 +603,7 @@ int lasso_active_set_scratch_blocks(int k, size_t shared_limit_bytes, int multip
   if (plan.system_in_shared) return 0;
   if (multiprocessors <= 0) return 3;  // host emulation: few enough that blocks reuse their scratch
   int resident = 0;  // per multiprocessor: 3 at k = 500 on an H100 (shared memory bounds it)
-  CS_CUDA_CHECK(cudaFuncSetAttribute(lasso_active_set_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(plan.shared_bytes)));
+  allow_dynamic_shared_memory(lasso_active_set_kernel<true>, plan.shared_bytes, "lasso_active_set_scratch_blocks");
   CS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, lasso_active_set_kernel<true>, block_threads,
                                                               plan.shared_bytes));
   return multiprocessors * std::max(resident, 1);  // one wave: fits go to blocks in turn (f mod blocks)
@@ -621,7 +621,7 @@ void launch_lasso_active_set(const LassoActiveSetBatch& batch, size_t shared_lim
   // The k fits of a network gather their flags by atomicOr: zero them first.
   CS_CUDA_CHECK(cudaMemsetAsync(batch.flags, 0, sizeof(uint32_t) * batch.networks, stream));
   const auto kernel = plan.system_in_shared ? lasso_active_set_kernel<false> : lasso_active_set_kernel<true>;
-  CS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(plan.shared_bytes)));
+  allow_dynamic_shared_memory(kernel, plan.shared_bytes, "launch_lasso_active_set");
   kernel<<<static_cast<int>(blocks), block_threads, plan.shared_bytes, stream>>>(plan, batch);
   CS_CUDA_CHECK(cudaGetLastError());
 }

@@ -48,6 +48,7 @@
 #include "host_threads.hpp"
 #include "causalsweep/random_stream.hpp"
 #include "cuda_check.cuh"
+#include "shared_memory.cuh"
 #include "n_to_1_cuda.hpp"
 
 #ifdef __CUDA_ARCH__
@@ -842,8 +843,8 @@ std::vector<NTo1RunResult> run_n_to_1_jobs(int device, const std::vector<NTo1Job
   tuning.neuron_tile = std::min(tuning.neuron_tile, shared_limit / static_cast<int>(sizeof(double)));
   const size_t heights_shared = heights_shared_doubles(tuning.sta_tile) * sizeof(double);
   const size_t neuron_shared = static_cast<size_t>(tuning.neuron_tile) * sizeof(double);
-  CS_CUDA_CHECK(cudaFuncSetAttribute(heights_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(heights_shared)));
-  CS_CUDA_CHECK(cudaFuncSetAttribute(neuron_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(neuron_shared)));
+  allow_dynamic_shared_memory(heights_kernel, heights_shared, "n_to_1 heights_kernel");
+  allow_dynamic_shared_memory(neuron_kernel, neuron_shared, "n_to_1 neuron_kernel");
 
   // Spike counts of every input of every job (they size the buffers).
   std::vector<RunDesc> all_runs;

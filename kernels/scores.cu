@@ -45,6 +45,7 @@
 #include "causalsweep/granger_test.hpp"
 #include "causalsweep/variation.hpp"
 #include "cuda_check.cuh"
+#include "shared_memory.cuh"
 #include "cuda_kernels.hpp"
 #include "score_kernels.hpp"
 
@@ -573,7 +574,7 @@ void launch_sorting_kernel(void (*kernel)(Batch, size_t), const Batch& batch, si
                            cudaStream_t stream, const char* who) {
   if (batch.networks <= 0) return;
   const SortMemory m = sort_memory(batch.k, shared_limit_bytes, batch.scratch, true, who);
-  CS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(m.shared_bytes)));
+  allow_dynamic_shared_memory(kernel, m.shared_bytes, who);
   kernel<<<batch.networks, score_threads, m.shared_bytes, stream>>>(batch, m.scratch_doubles);
   CS_CUDA_CHECK(cudaGetLastError());
 }

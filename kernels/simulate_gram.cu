@@ -36,6 +36,7 @@
 #include "causalsweep/model.hpp"
 #include "causalsweep/random_stream.hpp"
 #include "cuda_check.cuh"
+#include "shared_memory.cuh"
 #include "cuda_kernels.hpp"
 
 #ifndef CS_CUDA_ARCHITECTURES
@@ -415,8 +416,7 @@ static void check_layout(const SimulationLayout& layout, const SimulationBatch& 
 void launch_simulation(const SimulationLayout& layout, const SimulationBatch& batch, cudaStream_t stream) {
   if (batch.networks <= 0) return;
   check_layout(layout, batch, "launch_simulation");
-  CS_CUDA_CHECK(cudaFuncSetAttribute(simulate_gram_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(layout.shared_bytes)));
+  allow_dynamic_shared_memory(simulate_gram_kernel, layout.shared_bytes, "launch_simulation");
   // All of the SM's unified memory as shared memory, so the small-n layout's blocks fit side by side.
   CS_CUDA_CHECK(cudaFuncSetAttribute(simulate_gram_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                      cudaSharedmemCarveoutMaxShared));

@@ -667,6 +667,31 @@ TEST(CudaDevice, BatchSizeDoesNotChangeResults) {
   }
 }
 
+// Several devices (--devices 0,1 or every visible GPU): workers share the batch's chunks, and
+// the N-to-1 family's batch is cut into one slice per device. Naming device 0 twice gives two
+// workers (own streams and memory) on one GPU, so a one-GPU machine runs the same code; the
+// results must be those of one worker, bit for bit. sweep_configs[0] has two sizes, so two chunks
+// (which worker takes which depends on timing); the N-to-1 sweep's six runs go three to each.
+TEST(CudaDevice, TwoWorkersShareTheBatchBitForBit) {
+  SKIP_WITHOUT_GPU();
+  const auto one = cs::make_cuda_backend({0}, 2);
+  const auto two = cs::make_cuda_backend({0, 0}, 2);
+  EXPECT_NE(two->device().find("; "), std::string::npos) << "both workers named: " << two->device();
+  const std::string n_to_1 = R"(
+    [model]
+    family = "n_to_1"
+    duration_s = 2
+    inh_exc_ratio = [0.5, 4]
+    [seeds]
+    count = 3
+  )";
+  for (const std::string& toml : {std::string(sweep_configs[0]), n_to_1}) {
+    const SweepResult want = run_sweep_on(toml, *one);
+    const SweepResult got = run_sweep_on(toml, *two);
+    expect_same_scores(want.outcome.results, got.outcome.results, "two workers", 0.0);
+  }
+}
+
 TEST(CudaDevice, SelectionPicksCuda) {
   SKIP_WITHOUT_GPU();
   std::string note;
