@@ -329,6 +329,13 @@ class DeviceWorker {
 
   int device() const { return device_; }
   const std::string& name() const { return name_; }
+  size_t shared_limit() const { return shared_limit_; }
+  bool estimates_on_host(int n, bool perturb) const { return host_estimated_.count({n, perturb}) > 0; }
+  void estimate_on_host(int n, bool perturb) {
+    host_estimated_.insert({n, perturb});
+    stages_.erase({n, perturb});
+  }
+  void lower_shared_limit(size_t bytes) { shared_limit_ = std::min(shared_limit_, bytes); }
   const DeviceMode& mode() const { return mode_; }
 
   SimulationLayout layout(int n, bool perturb) const { return choose_simulation_layout(n, shared_limit_, perturb); }
@@ -362,8 +369,7 @@ class DeviceWorker {
     if (budget < static_cast<double>(offsets(n, perturb, 1).device_end) && stage(n, perturb)) {
       // The estimation stage's buffers (about twice the Grams) do not fit beside one network:
       // networks of this size simulate on the GPU and are estimated on the host.
-      host_estimated_.insert({n, perturb});
-      stages_.erase({n, perturb});
+      estimate_on_host(n, perturb);
     }
     const size_t on_device = largest_count([&](size_t count) {
       return static_cast<double>(offsets(n, perturb, count).device_end) <= budget;
@@ -422,6 +428,7 @@ class DeviceWorker {
     if (!estimate_on_gpu_ || !has_gpu_estimators(*grid_, n) || host_estimated_.count({n, perturb})) return nullptr;
     auto& slot = stages_[{n, perturb}];
     if (!slot) {
+      CS_CUDA_CHECK(cudaSetDevice(device_));  // the handles and buffers belong to this worker's device
       if (!solver_) solver_ = LeastSquaresSolver::on_device(stream_);
       const Executor executor{true, stream_, shared_limit_, multiprocessors_};
       slot = std::make_unique<EstimationStage>(*grid_, n, perturb, executor, solver_.get());
@@ -627,6 +634,11 @@ class CudaBackend final : public Backend {
                                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))),
         cpu_(make_cpu_backend(host_threads)) {
     for (const auto& [d, mode] : devices) workers_.push_back(std::make_unique<DeviceWorker>(d, mode));
+    // Every worker plans with the smallest device's shared memory, so a network's layout (and so
+    // its last bits) does not depend on which GPU of a mixed node took its chunk.
+    size_t shared_limit = workers_.front()->shared_limit();
+    for (const auto& w : workers_) shared_limit = std::min(shared_limit, w->shared_limit());
+    for (const auto& w : workers_) w->lower_shared_limit(shared_limit);
   }
 
   std::string name() const override { return "cuda"; }
@@ -727,6 +739,11 @@ class CudaBackend final : public Backend {
         size_t limit = balanced;
         for (const auto& w : workers_) limit = std::min(limit, w->capacity(n, perturb, fraction, pinned_limit));
         if (limit == 0) throw InputError(too_large_message(n, perturb));
+        // Where one device estimates this size on the host, all do: a result must not depend on the device.
+        const bool on_host = std::any_of(workers_.begin(), workers_.end(),
+                                         [&](const auto& w) { return w->estimates_on_host(n, perturb); });
+        if (on_host)
+          for (const auto& w : workers_) w->estimate_on_host(n, perturb);
         return limit;
       };
       std::vector<Chunk> chunks = plan_chunks(batch, max_networks);
@@ -895,6 +912,16 @@ std::unique_ptr<Backend> make_cuda_backend(std::vector<int> devices, int host_th
     throw InputError(fmt::format("--backend cuda: {} (GPUs seen: {}); use --backend cpu or auto", reasons,
                                  seen.description));
   }
+  // One mode for every device: where one may only simulate, all do, so that a run's estimate does
+  // not depend on which device took its chunk.
+  cuda::DeviceMode common;
+  for (const auto& [d, mode] : usable) {
+    common.connectivity = common.connectivity && mode.connectivity;
+    common.estimation = common.estimation && mode.estimation;
+  }
+  for (auto& [d, mode] : usable) mode = common;
+  if (usable.size() > 1 && !notes.empty())
+    notes.push_back("so every device simulates only, for results that do not depend on the device");
   auto backend = std::make_unique<cuda::CudaBackend>(usable, host_threads);
   for (const auto& note : notes) backend->add_note(note);
   return backend;

@@ -668,15 +668,33 @@ TEST(CudaDevice, BatchSizeDoesNotChangeResults) {
 }
 
 // Several devices (--devices 0,1 or every visible GPU): workers share the batch's chunks, and
-// the N-to-1 family's batch is cut into one slice per device. Naming device 0 twice gives two
-// workers (own streams and memory) on one GPU, so a one-GPU machine runs the same code; the
-// results must be those of one worker, bit for bit. sweep_configs[0] has two sizes, so two chunks
-// (which worker takes which depends on timing); the N-to-1 sweep's six runs go three to each.
+// the N-to-1 family's batch is cut into one slice per device. Naming device 0 twice (which the
+// command line refuses) gives two workers with their own threads, streams and memory on one GPU, so
+// a one-GPU machine runs that code; the results must be one worker's, bit for bit. Six sizes in one
+// batch make six chunks with different shared-memory needs (which worker takes which depends on
+// timing); the N-to-1 sweep's six runs go three to each. It cannot catch a call made on the wrong
+// device: here there is only one.
 TEST(CudaDevice, TwoWorkersShareTheBatchBitForBit) {
   SKIP_WITHOUT_GPU();
   const auto one = cs::make_cuda_backend({0}, 2);
   const auto two = cs::make_cuda_backend({0, 0}, 2);
-  EXPECT_NE(two->device().find("; "), std::string::npos) << "both workers named: " << two->device();
+  const std::string names = two->device();
+  size_t workers = 0;
+  for (size_t at = names.find("(device 0,"); at != std::string::npos; at = names.find("(device 0,", at + 1)) ++workers;
+  EXPECT_EQ(workers, 2u) << names;
+  const std::string rate = R"(
+    [model]
+    n_neurons = [6, 8, 12, 20, 40, 64]
+    timesteps = 1000
+    eta = 2.0
+    observed_ratio = [1.0, 0.5]
+    [seeds]
+    count = 2
+    [estimators]
+    use = ["correlation", "lasso", "ols", "iv", "granger"]
+    [scores]
+    roc_seeds = [1]
+  )";
   const std::string n_to_1 = R"(
     [model]
     family = "n_to_1"
@@ -685,9 +703,9 @@ TEST(CudaDevice, TwoWorkersShareTheBatchBitForBit) {
     [seeds]
     count = 3
   )";
-  for (const std::string& toml : {std::string(sweep_configs[0]), n_to_1}) {
-    const SweepResult want = run_sweep_on(toml, *one);
-    const SweepResult got = run_sweep_on(toml, *two);
+  for (const std::string& toml : {rate, n_to_1}) {
+    const SweepResult want = run_sweep_on(toml, *one, 64);
+    const SweepResult got = run_sweep_on(toml, *two, 64);
     expect_same_scores(want.outcome.results, got.outcome.results, "two workers", 0.0);
   }
 }
