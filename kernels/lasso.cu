@@ -54,10 +54,10 @@
 #include "block_program.cuh"
 #include "causalsweep/flags.hpp"
 #include "cuda_check.cuh"
-#include "shared_memory.cuh"
 #include "cuda_kernels.hpp"
 #include "lasso_kernels.hpp"
 #include "lasso_moments.cuh"
+#include "shared_memory.cuh"
 
 namespace causalsweep::cuda {
 namespace {

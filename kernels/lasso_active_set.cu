@@ -64,10 +64,10 @@
 #include "block_program.cuh"
 #include "causalsweep/flags.hpp"
 #include "cuda_check.cuh"
-#include "shared_memory.cuh"
 #include "cuda_kernels.hpp"
 #include "lasso_active_set_kernels.hpp"
 #include "lasso_moments.cuh"
+#include "shared_memory.cuh"
 
 namespace causalsweep::cuda {
 namespace {

@@ -48,8 +48,8 @@
 #include "host_threads.hpp"
 #include "causalsweep/random_stream.hpp"
 #include "cuda_check.cuh"
-#include "shared_memory.cuh"
 #include "n_to_1_cuda.hpp"
+#include "shared_memory.cuh"
 
 #ifdef __CUDA_ARCH__
 #define N1_UNROLL _Pragma("unroll")

@@ -45,9 +45,9 @@
 #include "causalsweep/granger_test.hpp"
 #include "causalsweep/variation.hpp"
 #include "cuda_check.cuh"
-#include "shared_memory.cuh"
 #include "cuda_kernels.hpp"
 #include "score_kernels.hpp"
+#include "shared_memory.cuh"
 
 namespace causalsweep::cuda {
 namespace {

@@ -23,11 +23,12 @@ void allow_dynamic_shared_memory(Kernel kernel, size_t bytes, const char* who) {
   CS_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   cudaFuncAttributes attributes{};
   CS_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
-  const size_t limit = static_cast<size_t>(optin) - attributes.sharedSizeBytes;
+  const size_t optin_bytes = static_cast<size_t>(optin);
+  const size_t limit = attributes.sharedSizeBytes < optin_bytes ? optin_bytes - attributes.sharedSizeBytes : 0;
   if (bytes > limit)
     throw std::invalid_argument(std::string(who) + ": " + std::to_string(bytes) +
                                 " bytes of dynamic shared memory, but device " + std::to_string(device) +
-                                " allows this kernel " + std::to_string(limit));
+                                " allows this kernel " + std::to_string(limit) + " bytes");
   CS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(limit)));
 }
 

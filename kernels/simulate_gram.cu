@@ -36,8 +36,8 @@
 #include "causalsweep/model.hpp"
 #include "causalsweep/random_stream.hpp"
 #include "cuda_check.cuh"
-#include "shared_memory.cuh"
 #include "cuda_kernels.hpp"
+#include "shared_memory.cuh"
 
 #ifndef CS_CUDA_ARCHITECTURES
 #define CS_CUDA_ARCHITECTURES "(unknown)"
